@@ -27,11 +27,15 @@ async fn main() -> anyhow::Result<()> {
                 uptime_ms: started.elapsed().as_millis() as u64,
             })
         })
-        .method("echo", |params: Value, _| async move { Ok::<_, RpcError>(params) })
+        .method("echo", |params: Value, _| async move {
+            Ok::<_, RpcError>(params)
+        })
         .bind(&[&endpoint])
         .await
         .with_context(|| format!("binding {endpoint}"))?;
     println!("listening on {}", server.endpoints().join(", "));
-    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
     Ok(())
 }

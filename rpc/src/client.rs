@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use zeromq::{DealerSocket, Socket, SocketEvent, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{
+    DealerSocket, Socket, SocketEvent, SocketOptions, SocketRecv, SocketSend, ZmqMessage,
+};
 
 /// A one-way message the server pushed to this client.
 #[derive(Debug, Clone)]
@@ -136,7 +138,12 @@ impl Client {
     }
 
     /// Calls `method` and waits at most `timeout` for its reply.
-    pub async fn call<P, R>(&self, method: &str, params: &P, timeout: Duration) -> Result<R, CallError>
+    pub async fn call<P, R>(
+        &self,
+        method: &str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<R, CallError>
     where
         P: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -149,18 +156,35 @@ impl Client {
     }
 
     /// Like [`Client::call`] but returns the raw msgpack `result`.
-    pub async fn call_value<P>(&self, method: &str, params: &P, timeout: Duration) -> Result<Value, CallError>
+    pub async fn call_value<P>(
+        &self,
+        method: &str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<Value, CallError>
     where
         P: Serialize + ?Sized,
     {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let payload = self.encode(Some(id), method, params)?;
         let (answer, answer_rx) = oneshot::channel();
-        self.shared.pending().insert(id, Pending { answer, sent_on: None });
+        self.shared.pending().insert(
+            id,
+            Pending {
+                answer,
+                sent_on: None,
+            },
+        );
         let received_before = self.shared.received.load(Ordering::Relaxed);
         let outcome = tokio::time::timeout(timeout, async {
-            let outgoing = Outgoing { id: Some(id), payload };
-            self.outbox.send(outgoing).await.map_err(|_| CallError::Closed)?;
+            let outgoing = Outgoing {
+                id: Some(id),
+                payload,
+            };
+            self.outbox
+                .send(outgoing)
+                .await
+                .map_err(|_| CallError::Closed)?;
             answer_rx.await.map_err(|_| CallError::Closed)
         })
         .await;
@@ -224,7 +248,12 @@ impl Client {
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn encode<P: Serialize + ?Sized>(&self, id: Option<u64>, method: &str, params: &P) -> Result<Bytes, CallError> {
+    fn encode<P: Serialize + ?Sized>(
+        &self,
+        id: Option<u64>,
+        method: &str,
+        params: &P,
+    ) -> Result<Bytes, CallError> {
         encode_message(self.shared.options.version, id, method, params)
             .map(Bytes::from)
             .map_err(|e| CallError::Encode {
@@ -234,7 +263,9 @@ impl Client {
     }
 }
 
-async fn connect(shared: &Shared) -> Option<(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>)> {
+async fn connect(
+    shared: &Shared,
+) -> Option<(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>)> {
     let mut options = SocketOptions::default();
     options.connect_timeout(shared.options.connect_attempt);
     let mut socket = DealerSocket::with_options(options);
@@ -248,7 +279,11 @@ async fn connect(shared: &Shared) -> Option<(DealerSocket, futures::channel::mps
     }
 }
 
-async fn run_connection(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>, pushes: mpsc::Sender<Push>) {
+async fn run_connection(
+    shared: Arc<Shared>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    pushes: mpsc::Sender<Push>,
+) {
     let mut carry = VecDeque::new();
     let mut backoff = Duration::from_millis(10);
     let mut generation = 0;
@@ -261,7 +296,12 @@ async fn run_connection(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing
         backoff = Duration::from_millis(10);
         generation += 1;
         shared.generation.send_replace(generation);
-        let mut connection = Connection { shared: &shared, socket, generation, pushes: &pushes };
+        let mut connection = Connection {
+            shared: &shared,
+            socket,
+            generation,
+            pushes: &pushes,
+        };
         let closed = connection.serve(monitor, &mut outbox, &mut carry).await;
         fail_in_flight(&shared, generation);
         if closed {
@@ -336,7 +376,11 @@ impl Connection<'_> {
                 None => return Ok(()), // the caller already gave up
             }
         }
-        match self.socket.send(ZmqMessage::from(outgoing.payload.clone())).await {
+        match self
+            .socket
+            .send(ZmqMessage::from(outgoing.payload.clone()))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::debug!(error = %e, "rpc send failed; will resend on the next connection");
@@ -356,19 +400,26 @@ impl Connection<'_> {
             return;
         };
         match decode_from_server(&payload) {
-            Some(FromServer::Reply { id, outcome }) => match self.shared.pending().remove(&id) {
-                Some(pending) => {
+            Some(FromServer::Reply { id, outcome }) => {
+                if let Some(pending) = self.shared.pending().remove(&id) {
                     let _ = pending.answer.send(Answer::Outcome(outcome));
+                } else {
+                    tracing::debug!(id, "late reply dropped (caller timed out)");
                 }
-                None => tracing::debug!(id, "late reply dropped (caller timed out)"),
-            },
+            }
             Some(FromServer::Push(message)) => {
-                let push = Push { method: message.method, params: message.params };
+                let push = Push {
+                    method: message.method,
+                    params: message.params,
+                };
                 if self.pushes.try_send(push).is_err() {
                     self.shared.pushes_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            None => tracing::warn!(len = payload.len(), "unreadable message from rpc server dropped"),
+            None => tracing::warn!(
+                len = payload.len(),
+                "unreadable message from rpc server dropped"
+            ),
         }
     }
 }

@@ -86,8 +86,7 @@ fn bind_ipc_listener(path: &Path) -> Result<UnixListener, BindError> {
     remove_if_stale(path)?;
     let temp = temp_path(path);
     let _ = std::fs::remove_file(&temp);
-    let listener =
-        UnixListener::bind(&temp).map_err(io_err(format!("bind {}", temp.display())))?;
+    let listener = UnixListener::bind(&temp).map_err(io_err(format!("bind {}", temp.display())))?;
     std::fs::rename(&temp, path).map_err(io_err(format!("rename onto {}", path.display())))?;
     drop(lock_file);
     Ok(listener)
@@ -98,7 +97,8 @@ fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!(".b{}-{n}", std::process::id());
-    path.parent().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name))
+    path.parent()
+        .map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name))
 }
 
 /// Removes `path` if it is a socket nobody accepts on. Fails if a live server owns it.
@@ -154,7 +154,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plain");
         std::fs::write(&path, b"keep me").unwrap();
-        assert!(matches!(remove_if_stale(&path), Err(BindError::NotASocket { .. })));
+        assert!(matches!(
+            remove_if_stale(&path),
+            Err(BindError::NotASocket { .. })
+        ));
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
     }
 }

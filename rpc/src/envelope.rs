@@ -29,7 +29,10 @@ pub(crate) enum Incoming {
     Request(Message),
     Notification(Message),
     /// The id is readable but the rest is not a valid envelope.
-    Invalid { id: u64, error: RpcError },
+    Invalid {
+        id: u64,
+        error: RpcError,
+    },
     /// Not even an id can be read: nothing to answer to.
     Unreadable,
 }
@@ -139,7 +142,11 @@ pub(crate) fn decode_from_server(payload: &[u8]) -> Option<FromServer> {
 
 fn read_error(error: &Value) -> RpcError {
     let entries = error.as_map().map_or(&[][..], Vec::as_slice);
-    let text = |name| field(entries, name).and_then(Value::as_str).unwrap_or_default();
+    let text = |name| {
+        field(entries, name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
     RpcError::new(ErrorCode::from_wire(text("code")), text("message"))
 }
 
@@ -209,7 +216,10 @@ mod tests {
         let Incoming::Request(message) = decode_incoming(&raw) else {
             panic!("not a request")
         };
-        assert_eq!((message.v, message.id, message.method.as_str()), (1, Some(7), "ping"));
+        assert_eq!(
+            (message.v, message.id, message.method.as_str()),
+            (1, Some(7), "ping")
+        );
     }
 
     #[test]
@@ -261,7 +271,10 @@ mod tests {
         let raw = encode_ok_reply(1, 5, &rmp_serde::to_vec_named(&()).unwrap());
         assert!(matches!(
             decode_from_server(&raw),
-            Some(FromServer::Reply { id: 5, outcome: Ok(Value::Nil) })
+            Some(FromServer::Reply {
+                id: 5,
+                outcome: Ok(Value::Nil)
+            })
         ));
     }
 }

@@ -170,8 +170,8 @@ impl Pusher {
     }
 
     async fn send_frames(&self, frames: Vec<Bytes>) -> Result<(), zeromq::ZmqError> {
-        let message = ZmqMessage::try_from(frames)
-            .map_err(|_| zeromq::ZmqError::Socket("empty message"))?;
+        let message =
+            ZmqMessage::try_from(frames).map_err(|_| zeromq::ZmqError::Socket("empty message"))?;
         self.send.clone().send(message).await
     }
 }
@@ -214,7 +214,10 @@ impl Dispatch {
         match decode_incoming(payload) {
             Incoming::Unreadable => {
                 ServerStats::bump(&self.stats.dropped_unreadable);
-                tracing::debug!(len = payload.len(), "dropped rpc payload with no readable id");
+                tracing::debug!(
+                    len = payload.len(),
+                    "dropped rpc payload with no readable id"
+                );
             }
             Incoming::Invalid { id, error } => self.reply(route, id, Err(error)).await,
             Incoming::Request(message) => {
@@ -237,7 +240,10 @@ impl Dispatch {
         if message.v != u64::from(self.version) {
             return Err(RpcError::new(
                 ErrorCode::Version,
-                format!("envelope v {} is not supported; this server speaks v {}", message.v, self.version),
+                format!(
+                    "envelope v {} is not supported; this server speaks v {}",
+                    message.v, self.version
+                ),
             ));
         }
         let Some(handler) = self.handlers.get(&message.method) else {

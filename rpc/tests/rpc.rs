@@ -1,4 +1,5 @@
 //! Real sockets: ipc in a tempdir, tcp on 127.0.0.1 with a free port.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,15 +56,25 @@ async fn poll_until(what: &str, mut condition: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_reply_over_ipc_and_tcp() {
     let dir = tempfile::tempdir().unwrap();
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default()).await.unwrap();
-    let tcp = test_server("tcp://127.0.0.1:0", Arc::default()).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default())
+        .await
+        .unwrap();
+    let tcp = test_server("tcp://127.0.0.1:0", Arc::default())
+        .await
+        .unwrap();
     for endpoint in [&server.endpoints()[0], &tcp.endpoints()[0]] {
         let client = Client::new(endpoint);
         let pong: String = client.call("ping", &NoParams {}, T).await.unwrap();
         assert_eq!(pong, "pong");
-        let doubled: u64 = client.call("work", &Work { n: 21, delay_ms: 0 }, T).await.unwrap();
+        let doubled: u64 = client
+            .call("work", &Work { n: 21, delay_ms: 0 }, T)
+            .await
+            .unwrap();
         assert_eq!(doubled, 42);
-        let err = client.call::<_, ()>("fail", &NoParams {}, T).await.unwrap_err();
+        let err = client
+            .call::<_, ()>("fail", &NoParams {}, T)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, CallError::Remote(e) if e.code == ErrorCode::NotFound && e.message == "nothing here"),
             "{err:?}"
@@ -74,7 +85,9 @@ async fn request_reply_over_ipc_and_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_calls_finish_out_of_order_with_their_own_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default()).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default())
+        .await
+        .unwrap();
     let client = Arc::new(Client::new(&server.endpoints()[0]));
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut calls = Vec::new();
@@ -103,11 +116,20 @@ async fn hundred_concurrent_calls_finish_out_of_order_with_their_own_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_times_out_and_client_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default()).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default())
+        .await
+        .unwrap();
     let client = Client::new(&server.endpoints()[0]);
     let started = Instant::now();
     let err = client
-        .call::<_, u64>("work", &Work { n: 1, delay_ms: 2000 }, Duration::from_millis(100))
+        .call::<_, u64>(
+            "work",
+            &Work {
+                n: 1,
+                delay_ms: 2000,
+            },
+            Duration::from_millis(100),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
@@ -134,7 +156,10 @@ async fn client_recovers_when_server_restarts_mid_stream() {
     let deadline = Instant::now() + T;
     let mut ok = 0;
     while ok < 20 {
-        match client.call::<_, String>("ping", &NoParams {}, Duration::from_secs(3)).await {
+        match client
+            .call::<_, String>("ping", &NoParams {}, Duration::from_secs(3))
+            .await
+        {
             Ok(pong) => {
                 assert_eq!(pong, "pong");
                 ok += 1;
@@ -144,7 +169,10 @@ async fn client_recovers_when_server_restarts_mid_stream() {
         }
         assert!(Instant::now() < deadline, "client did not recover");
     }
-    assert!(*client.connections().borrow() >= 2, "client never reconnected");
+    assert!(
+        *client.connections().borrow() >= 2,
+        "client never reconnected"
+    );
     assert!(server.stats().requests.load(Ordering::Relaxed) >= 20);
 }
 
@@ -164,7 +192,9 @@ async fn rebind(endpoint: &str) -> Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn req_socket_client_works() {
     let dir = tempfile::tempdir().unwrap();
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default()).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default())
+        .await
+        .unwrap();
     let mut req = ReqSocket::new();
     req.connect(&server.endpoints()[0]).await.unwrap();
     let request = rmp_serde::to_vec_named(&serde_json_map(7, "ping")).unwrap();
@@ -185,12 +215,18 @@ fn serde_json_map(id: u64, method: &str) -> std::collections::BTreeMap<&'static 
 }
 
 fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }
 
 async fn raw_roundtrip(dealer: &mut DealerSocket, payload: Vec<u8>) -> Value {
     dealer.send(ZmqMessage::from(payload)).await.unwrap();
-    let reply = tokio::time::timeout(T, dealer.recv()).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(T, dealer.recv())
+        .await
+        .unwrap()
+        .unwrap();
     rmpv::decode::read_value(&mut &reply.get(0).unwrap()[..]).unwrap()
 }
 
@@ -201,13 +237,23 @@ fn error_code(reply: &Value) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_gets_error_replies_or_counted_drops_and_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default()).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::default())
+        .await
+        .unwrap();
     let mut dealer = DealerSocket::new();
     dealer.connect(&server.endpoints()[0]).await.unwrap();
 
     // Not msgpack at all, and a map without an id: nothing to answer, counted.
-    dealer.send(ZmqMessage::from(vec![0xc1u8, 0xff, 0x00])).await.unwrap();
-    dealer.send(ZmqMessage::from(rmp_serde::to_vec_named(&[("x", 1)]).unwrap())).await.unwrap();
+    dealer
+        .send(ZmqMessage::from(vec![0xc1u8, 0xff, 0x00]))
+        .await
+        .unwrap();
+    dealer
+        .send(ZmqMessage::from(
+            rmp_serde::to_vec_named(&[("x", 1)]).unwrap(),
+        ))
+        .await
+        .unwrap();
     poll_until("two counted drops", || {
         server.stats().dropped_unreadable.load(Ordering::Relaxed) == 2
     })
@@ -219,7 +265,11 @@ async fn malformed_input_gets_error_replies_or_counted_drops_and_server_keeps_se
     assert_eq!(error_code(&reply), Some("bad_request"));
     assert_eq!(field(&reply, "id"), Some(&Value::from(1)));
 
-    let reply = raw_roundtrip(&mut dealer, rmp_serde::to_vec_named(&serde_json_map(2, "nope")).unwrap()).await;
+    let reply = raw_roundtrip(
+        &mut dealer,
+        rmp_serde::to_vec_named(&serde_json_map(2, "nope")).unwrap(),
+    )
+    .await;
     assert_eq!(error_code(&reply), Some("unknown_method"));
 
     let mut old = serde_json_map(3, "ping");
@@ -233,7 +283,11 @@ async fn malformed_input_gets_error_replies_or_counted_drops_and_server_keeps_se
     assert_eq!(error_code(&reply), Some("bad_params"));
 
     // An empty multipart message (identity only) is dropped too.
-    let reply = raw_roundtrip(&mut dealer, rmp_serde::to_vec_named(&serde_json_map(5, "ping")).unwrap()).await;
+    let reply = raw_roundtrip(
+        &mut dealer,
+        rmp_serde::to_vec_named(&serde_json_map(5, "ping")).unwrap(),
+    )
+    .await;
     assert_eq!(field(&reply, "result"), Some(&Value::from("pong")));
     assert_eq!(server.stats().dropped_unreadable.load(Ordering::Relaxed), 2);
 }
@@ -242,16 +296,24 @@ async fn malformed_input_gets_error_replies_or_counted_drops_and_server_keeps_se
 async fn notifications_and_pushes() {
     let dir = tempfile::tempdir().unwrap();
     let notified = Arc::new(AtomicU64::new(0));
-    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::clone(&notified)).await.unwrap();
+    let server = test_server(&ipc(&dir, "rpc.sock"), Arc::clone(&notified))
+        .await
+        .unwrap();
     let client = Client::new(&server.endpoints()[0]);
     let mut pushes = client.take_pushes().unwrap();
     assert!(client.take_pushes().is_none());
     client.notify("event", &5u64).unwrap();
     client.notify("event", &7u64).unwrap();
-    poll_until("notifications handled", || notified.load(Ordering::SeqCst) == 12).await;
+    poll_until("notifications handled", || {
+        notified.load(Ordering::SeqCst) == 12
+    })
+    .await;
     let acked: bool = client.call("push_me", "hello", T).await.unwrap();
     assert!(acked);
-    let push = tokio::time::timeout(T, pushes.recv()).await.unwrap().unwrap();
+    let push = tokio::time::timeout(T, pushes.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(push.method, "pushed");
     assert_eq!(push.params, Value::from("hello"));
 }
@@ -261,12 +323,18 @@ async fn stale_socket_file_is_cleaned_but_live_server_is_not_stolen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rpc.sock");
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    assert!(path.exists(), "a dead listener leaves its socket file behind");
+    assert!(
+        path.exists(),
+        "a dead listener leaves its socket file behind"
+    );
     let endpoint = ipc(&dir, "rpc.sock");
     let live = test_server(&endpoint, Arc::default()).await.unwrap();
 
     let second = test_server(&endpoint, Arc::default()).await;
-    assert!(matches!(second, Err(BindError::InUse(_))), "second bind must fail");
+    assert!(
+        matches!(second, Err(BindError::InUse(_))),
+        "second bind must fail"
+    );
     let client = Client::new(&endpoint);
     let pong: String = client.call("ping", &NoParams {}, T).await.unwrap();
     assert_eq!(pong, "pong");
@@ -277,12 +345,15 @@ async fn stale_socket_file_is_cleaned_but_live_server_is_not_stolen() {
 async fn racing_binds_leave_exactly_one_server() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = ipc(&dir, "rpc.sock");
-    let results = futures::future::join_all(
-        (0..4).map(|_| test_server(&endpoint, Arc::default())),
-    )
-    .await;
+    let results =
+        futures::future::join_all((0..4).map(|_| test_server(&endpoint, Arc::default()))).await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(winners, 1, "exactly one bind wins: {:?}", results.iter().map(Result::is_ok).collect::<Vec<_>>());
+    assert_eq!(
+        winners,
+        1,
+        "exactly one bind wins: {:?}",
+        results.iter().map(Result::is_ok).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
