@@ -1,1 +1,17 @@
-//! placeholder
+//! The zpm domain protocol: its version, bus topics, and the messages God, agents and the
+//! CLI exchange as rpc params/results and bus event bodies. `bus` and `rpc` own their
+//! envelopes; this crate owns what goes inside them.
+
+mod agent;
+mod process;
+pub mod topics;
+
+pub use agent::{AgentHello, AgentInfo, Pong};
+pub use process::{ProcessEvent, ProcessEventKind, ProcessStatus};
+
+/// The version in every rpc and bus envelope (`v`). Bumped only for incompatible changes;
+/// new methods, topics and optional fields do not bump it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// This build's version string, reported by `ping` and agent hellos.
+pub const ZPM_VERSION: &str = env!("CARGO_PKG_VERSION");
