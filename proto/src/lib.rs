@@ -3,10 +3,15 @@
 //! envelopes; this crate owns what goes inside them.
 
 mod agent;
+mod app;
+pub mod home;
+mod logs;
 mod process;
 pub mod topics;
 
 pub use agent::{AgentHello, AgentInfo, Pong};
+pub use app::AppSpec;
+pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
 pub use process::{ProcessEvent, ProcessEventKind, ProcessStatus};
 
 /// The version in every rpc and bus envelope (`v`). Bumped only for incompatible changes;

@@ -1,0 +1,85 @@
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything needed to run one app, resolved by the CLI (paths, interpreter, env) so that
+/// God and the spawner never look at the CLI's machine state. Sent in `app.start`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub name: String,
+    pub namespace: String,
+    /// Program and arguments; `argv[0]` is an absolute path or a name looked up on PATH.
+    pub argv: Vec<String>,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// The complete environment of the child (CLI env, then file env, then `--env` pairs).
+    /// `ZPM_ID`, `ZPM_NAME`, `ZPM_INSTANCE` are added by the spawner.
+    pub env: BTreeMap<String, String>,
+    /// Names of env variables that came from the file or the command line (shown by
+    /// `describe`, values of secret-looking ones masked); the rest were inherited.
+    pub env_explicit: Vec<String>,
+    pub instances: u32,
+    pub autorestart: bool,
+    /// Consecutive unstable restarts before the app is `errored`.
+    pub max_restarts: u32,
+    /// A run shorter than this is unstable.
+    pub min_uptime_ms: u64,
+    pub restart_delay_ms: u64,
+    /// 0 = off; otherwise the first backoff delay, ×1.5 per unstable restart up to 15 s.
+    pub exp_backoff_restart_delay_ms: u64,
+    /// Exit codes that mean "done": no restart.
+    pub stop_exit_codes: Vec<i32>,
+    pub kill_timeout_ms: u64,
+    /// Signal name sent first on stop, e.g. `SIGTERM`.
+    pub kill_signal: String,
+}
+
+impl AppSpec {
+    pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+    pub const DEFAULT_MIN_UPTIME_MS: u64 = 1000;
+    pub const DEFAULT_KILL_TIMEOUT_MS: u64 = 1600;
+    pub const DEFAULT_NAMESPACE: &'static str = "default";
+    pub const DEFAULT_KILL_SIGNAL: &'static str = "SIGTERM";
+
+    /// A spec with PM2's defaults for everything but what identifies the app.
+    pub fn new(name: impl Into<String>, argv: Vec<String>, cwd: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            namespace: Self::DEFAULT_NAMESPACE.into(),
+            argv,
+            cwd: cwd.into(),
+            env: BTreeMap::new(),
+            env_explicit: Vec::new(),
+            instances: 1,
+            autorestart: true,
+            max_restarts: Self::DEFAULT_MAX_RESTARTS,
+            min_uptime_ms: Self::DEFAULT_MIN_UPTIME_MS,
+            restart_delay_ms: 0,
+            exp_backoff_restart_delay_ms: 0,
+            stop_exit_codes: Vec::new(),
+            kill_timeout_ms: Self::DEFAULT_KILL_TIMEOUT_MS,
+            kill_signal: Self::DEFAULT_KILL_SIGNAL.into(),
+        }
+    }
+}
+
+/// Env values may hold secrets: Debug shows only the variable names.
+impl std::fmt::Debug for AppSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSpec")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("argv", &self.argv)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("instances", &self.instances)
+            .field("autorestart", &self.autorestart)
+            .field("max_restarts", &self.max_restarts)
+            .field("min_uptime_ms", &self.min_uptime_ms)
+            .field("restart_delay_ms", &self.restart_delay_ms)
+            .field("exp_backoff_restart_delay_ms", &self.exp_backoff_restart_delay_ms)
+            .field("stop_exit_codes", &self.stop_exit_codes)
+            .field("kill_timeout_ms", &self.kill_timeout_ms)
+            .field("kill_signal", &self.kill_signal)
+            .finish()
+    }
+}

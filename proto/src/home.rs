@@ -1,0 +1,56 @@
+//! Where things live under `$ZPM_HOME`. Pure path arithmetic: creating the directory
+//! (mode 0700) is the binary's job.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn ipc(&self, name: &str) -> String {
+        format!("ipc://{}", self.root.join(name).display())
+    }
+
+    /// God's rpc ROUTER.
+    pub fn rpc_endpoint(&self) -> String {
+        self.ipc("rpc.sock")
+    }
+
+    /// God's bus ROUTER.
+    pub fn bus_endpoint(&self) -> String {
+        self.ipc("bus.sock")
+    }
+
+    /// The spawner's host-local endpoint (`logs.fetch`).
+    pub fn spawner_endpoint(&self) -> String {
+        self.ipc("spawner.sock")
+    }
+
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
+
+    /// Lock file held for as long as a God runs on this home.
+    pub fn god_lock(&self) -> PathBuf {
+        self.root.join("god.lock")
+    }
+
+    /// Lock file held by the agent of `role` on this home.
+    pub fn agent_lock(&self, role: &str) -> PathBuf {
+        self.root.join(format!("agent-{role}.lock"))
+    }
+
+    pub fn agent_log(&self, role: &str) -> PathBuf {
+        self.root.join(format!("agent-{role}.log"))
+    }
+}
