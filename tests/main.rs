@@ -1,4 +1,11 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 //! Integration tests: they run the real `zpm` binary. One test binary, so it links once.
 
+mod autolaunch;
 mod cli;
+mod ecosystem_files;
+mod harness;
+mod lifecycle;
+mod logs_fetch;
+mod restart_policy;
+mod stop_tree;

@@ -1,3 +1,5 @@
-//! zpm's agents: the spawner (owns the children), logs and metrics. Each runs as its own
-//! process and dials in to God (see DESIGN.md). The spawner arrives with issue
-//! "2. God, spawner and CLI"; logs and metrics after it.
+//! zpm's agents: separate processes that dial in to God (DESIGN.md). The spawner owns the
+//! children; logs and metrics agents come later. `link` is an agent's connection to God.
+
+pub mod link;
+pub mod spawner;

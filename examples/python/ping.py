@@ -15,7 +15,7 @@ TIMEOUT_MS = 5000
 
 
 def endpoint():
-    if len(sys.argv) > 1:
+    if len(sys.argv) > 1 and sys.argv[1]:
         return sys.argv[1]
     home = os.environ.get("ZPM_HOME", os.path.expanduser("~/.zpm"))
     return f"ipc://{home}/rpc.sock"

@@ -1,3 +1,71 @@
-//! God: zpm's thin coordinator. Holds the desired state, the agent registry and the
-//! routing of commands to agents; it never forks apps or reads their output (see
-//! DESIGN.md). Its implementation arrives with issue "2. God, spawner and CLI".
+//! God: zpm's thin coordinator. It keeps the desired state (app specs and ids) and a view
+//! of the actual state built from what agents report, routes commands to agents, and
+//! re-publishes their events on the bus. It never forks apps, reads their pipes or
+//! touches /proc: that is the spawner's job (DESIGN.md).
+
+mod error;
+mod handlers;
+mod launcher;
+mod registry;
+mod state;
+mod table;
+
+pub use error::GodError;
+pub use launcher::AgentLauncher;
+
+use state::God;
+use std::sync::Arc;
+use std::time::Duration;
+use zpm_proto::HomeLock;
+use zpm_proto::home::Home;
+
+/// How a God is run.
+#[derive(Debug, Clone)]
+pub struct GodOptions {
+    pub home: Home,
+    pub host: String,
+    /// Starts local agents as separate processes (`zpm agent <role>`).
+    pub launcher: AgentLauncher,
+}
+
+/// Runs God until `zpm kill` or SIGTERM/SIGINT. Fails fast if another God holds the home.
+pub async fn run(options: GodOptions) -> Result<(), GodError> {
+    let _lock = HomeLock::acquire(&options.home.god_lock())?;
+    let bus_options = zpm_bus::PublisherOptions {
+        source: "god".into(),
+        host: options.host.clone(),
+        version: zpm_proto::PROTOCOL_VERSION,
+        ..zpm_bus::PublisherOptions::default()
+    };
+    let publisher = zpm_bus::Publisher::bind(&[&options.home.bus_endpoint()], bus_options).await?;
+    let god = Arc::new(God::new(options.host.clone(), publisher));
+    let server = handlers::register(Arc::clone(&god))
+        .bind(&[&options.home.rpc_endpoint()])
+        .await?;
+    tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
+    god.announce_up().await;
+    options.launcher.launch("spawner")?;
+    tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
+    wait_for_shutdown(&god).await;
+    // Give the reply to `god.kill` a moment to leave before the socket closes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(server);
+    tracing::info!("God exiting");
+    Ok(())
+}
+
+async fn wait_for_shutdown(god: &God) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            god.shutdown.notified().await;
+            return;
+        }
+    };
+    tokio::select! {
+        () = god.shutdown.notified() => {}
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}

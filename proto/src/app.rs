@@ -71,12 +71,16 @@ impl std::fmt::Debug for AppSpec {
             .field("argv", &self.argv)
             .field("cwd", &self.cwd)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("env_explicit", &self.env_explicit)
             .field("instances", &self.instances)
             .field("autorestart", &self.autorestart)
             .field("max_restarts", &self.max_restarts)
             .field("min_uptime_ms", &self.min_uptime_ms)
             .field("restart_delay_ms", &self.restart_delay_ms)
-            .field("exp_backoff_restart_delay_ms", &self.exp_backoff_restart_delay_ms)
+            .field(
+                "exp_backoff_restart_delay_ms",
+                &self.exp_backoff_restart_delay_ms,
+            )
             .field("stop_exit_codes", &self.stop_exit_codes)
             .field("kill_timeout_ms", &self.kill_timeout_ms)
             .field("kill_signal", &self.kill_signal)

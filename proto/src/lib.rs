@@ -4,15 +4,18 @@
 
 mod agent;
 mod app;
+pub mod commands;
 pub mod home;
+mod lock;
 mod logs;
 mod process;
 pub mod topics;
 
 pub use agent::{AgentHello, AgentInfo, Pong};
 pub use app::AppSpec;
+pub use lock::{HomeLock, LockError};
 pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
-pub use process::{ProcessEvent, ProcessEventKind, ProcessStatus};
+pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};
 
 /// The version in every rpc and bus envelope (`v`). Bumped only for incompatible changes;
 /// new methods, topics and optional fields do not bump it.

@@ -36,3 +36,36 @@ pub struct ProcessEvent {
     /// Signal name (`SIGKILL`) when the process was killed by one.
     pub signal: Option<String>,
 }
+
+/// One row of `zpm ls --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub id: u32,
+    pub name: String,
+    pub namespace: String,
+    pub instance: u32,
+    pub host: String,
+    pub pid: Option<u32>,
+    pub status: ProcessStatus,
+    pub restarts: u32,
+    pub uptime_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    /// Percent of one core; `None` until a metrics agent reports.
+    pub cpu: Option<f32>,
+    /// Resident bytes; `None` until a metrics agent reports.
+    pub memory: Option<u64>,
+}
+
+/// What a spawner reports about one app after every change (`proc.report`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    pub id: u32,
+    pub status: ProcessStatus,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    /// When the current run started, ms since the epoch.
+    pub started_at_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+}

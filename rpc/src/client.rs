@@ -54,7 +54,8 @@ impl Default for ClientOptions {
 }
 
 enum Answer {
-    Outcome(Result<Value, RpcError>),
+    /// The reply payload (typed results decode from it) and its parsed outcome.
+    Outcome(Bytes, Result<Value, RpcError>),
     ConnectionLost,
 }
 
@@ -148,20 +149,35 @@ impl Client {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let value = self.call_value(method, params, timeout).await?;
-        rmpv::ext::from_value(value).map_err(|e| CallError::BadReply {
+        let (payload, _) = self.exchange(method, params, timeout).await?;
+        crate::typed::result(&payload).map_err(|reason| CallError::BadReply {
             method: method.to_owned(),
-            reason: e.to_string(),
+            reason,
         })
     }
 
-    /// Like [`Client::call`] but returns the raw msgpack `result`.
+    /// Like [`Client::call`] but returns the `result` as a msgpack value.
     pub async fn call_value<P>(
         &self,
         method: &str,
         params: &P,
         timeout: Duration,
     ) -> Result<Value, CallError>
+    where
+        P: Serialize + ?Sized,
+    {
+        self.exchange(method, params, timeout)
+            .await
+            .map(|(_, value)| value)
+    }
+
+    /// Sends one request and waits for its successful reply: (payload, result value).
+    async fn exchange<P>(
+        &self,
+        method: &str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<(Bytes, Value), CallError>
     where
         P: Serialize + ?Sized,
     {
@@ -193,7 +209,9 @@ impl Client {
             endpoint: self.shared.endpoint.clone(),
         };
         match outcome {
-            Ok(Ok(Answer::Outcome(result))) => result.map_err(CallError::Remote),
+            Ok(Ok(Answer::Outcome(payload, result))) => result
+                .map(|value| (payload, value))
+                .map_err(CallError::Remote),
             Ok(Ok(Answer::ConnectionLost)) => Err(lost()),
             Ok(Err(e)) => {
                 self.shared.pending().remove(&id);
@@ -402,7 +420,9 @@ impl Connection<'_> {
         match decode_from_server(&payload) {
             Some(FromServer::Reply { id, outcome }) => {
                 if let Some(pending) = self.shared.pending().remove(&id) {
-                    let _ = pending.answer.send(Answer::Outcome(outcome));
+                    let _ = pending
+                        .answer
+                        .send(Answer::Outcome(payload.clone(), outcome));
                 } else {
                     tracing::debug!(id, "late reply dropped (caller timed out)");
                 }

@@ -3,7 +3,7 @@
 
 use crate::error::RpcError;
 use crate::server::{PeerId, Pusher};
-use rmpv::Value;
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -20,7 +20,8 @@ pub struct Ctx {
 }
 
 pub(crate) type ReplyFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RpcError>> + Send>>;
-pub(crate) type Handler = Arc<dyn Fn(Value, Ctx) -> ReplyFuture + Send + Sync>;
+/// Called with the whole request payload; decodes its own `params`.
+pub(crate) type Handler = Arc<dyn Fn(Bytes, Ctx) -> ReplyFuture + Send + Sync>;
 
 pub(crate) fn erase<P, R, F, Fut>(handler: F) -> Handler
 where
@@ -29,9 +30,9 @@ where
     F: Fn(P, Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, RpcError>> + Send + 'static,
 {
-    Arc::new(move |params: Value, ctx: Ctx| -> ReplyFuture {
-        match rmpv::ext::from_value::<P>(params) {
-            Err(e) => Box::pin(std::future::ready(Err(RpcError::bad_params(e.to_string())))),
+    Arc::new(move |payload: Bytes, ctx: Ctx| -> ReplyFuture {
+        match crate::typed::params::<P>(&payload) {
+            Err(e) => Box::pin(std::future::ready(Err(e))),
             Ok(params) => {
                 let reply = handler(params, ctx);
                 Box::pin(async move {

@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod handler;
 mod server;
+mod typed;
 
 pub use client::{Client, ClientOptions, Push};
 pub use endpoint::{bind_endpoint, is_loopback_or_ipc};
@@ -21,6 +22,7 @@ pub use envelope::{ENVELOPE_VERSION, NoParams};
 pub use error::{BindError, CallError, ErrorCode, RpcError};
 pub use handler::Ctx;
 pub use server::{PeerId, Pusher, Server, ServerBuilder, ServerStats};
+pub use typed::from_value;
 
 /// msgpack value, re-exported so callers need not depend on rmpv directly.
 pub use rmpv::Value;

@@ -203,15 +203,15 @@ async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            shared.handle(frames, &payload).await;
+            shared.handle(frames, payload).await;
             drop(permit);
         });
     }
 }
 
 impl Dispatch {
-    async fn handle(&self, route: Vec<Bytes>, payload: &[u8]) {
-        match decode_incoming(payload) {
+    async fn handle(&self, route: Vec<Bytes>, payload: Bytes) {
+        match decode_incoming(&payload) {
             Incoming::Unreadable => {
                 ServerStats::bump(&self.stats.dropped_unreadable);
                 tracing::debug!(
@@ -223,20 +223,25 @@ impl Dispatch {
             Incoming::Request(message) => {
                 ServerStats::bump(&self.stats.requests);
                 let id = message.id.unwrap_or_default();
-                let outcome = self.run(route[0].clone(), message).await;
+                let outcome = self.run(route[0].clone(), &message, payload).await;
                 self.reply(route, id, outcome).await;
             }
             Incoming::Notification(message) => {
                 ServerStats::bump(&self.stats.notifications);
                 let method = message.method.clone();
-                if let Err(error) = self.run(route[0].clone(), message).await {
+                if let Err(error) = self.run(route[0].clone(), &message, payload).await {
                     tracing::warn!(%method, %error, "notification failed");
                 }
             }
         }
     }
 
-    async fn run(&self, peer: PeerId, message: Message) -> Result<Vec<u8>, RpcError> {
+    async fn run(
+        &self,
+        peer: PeerId,
+        message: &Message,
+        payload: Bytes,
+    ) -> Result<Vec<u8>, RpcError> {
         if message.v != u64::from(self.version) {
             return Err(RpcError::new(
                 ErrorCode::Version,
@@ -256,7 +261,7 @@ impl Dispatch {
             peer,
             pusher: self.pusher.clone(),
         };
-        handler(message.params, ctx).await
+        handler(payload, ctx).await
     }
 
     async fn reply(&self, mut route: Vec<Bytes>, id: u64, outcome: Result<Vec<u8>, RpcError>) {

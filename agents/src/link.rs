@@ -1,0 +1,130 @@
+//! An agent's connection to God: says hello on every (re)connection with what it holds,
+//! heartbeats so God knows it is alive, and forwards the spawner's reports and events.
+//! The rpc client recreates its socket when God restarts; this re-registers.
+
+use crate::spawner::report::Outbound;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use zpm_bus::{EventSource, RelayEvent};
+use zpm_proto::commands::Hello;
+use zpm_proto::{AgentHello, Pong, ProcessReport};
+use zpm_rpc::{Client, NoParams};
+
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The latest report of every app the agent holds, re-sent with each hello.
+#[derive(Clone, Default)]
+pub struct Holdings(Arc<Mutex<BTreeMap<u32, ProcessReport>>>);
+
+impl Holdings {
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<u32, ProcessReport>) -> R) -> R {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    pub fn all(&self) -> Vec<ProcessReport> {
+        self.with(|h| h.values().cloned().collect())
+    }
+}
+
+pub struct Link {
+    pub client: Arc<Client>,
+    pub hello: AgentHello,
+    pub holdings: Holdings,
+    pub source: EventSource,
+}
+
+impl Link {
+    /// Runs forever: hellos, heartbeats, forwarding.
+    pub async fn run(self, outbound: mpsc::Receiver<Outbound>) {
+        let Self {
+            client,
+            hello,
+            holdings,
+            source,
+        } = self;
+        tokio::spawn(say_hello_on_connect(
+            Arc::clone(&client),
+            hello,
+            holdings.clone(),
+        ));
+        tokio::spawn(heartbeat(Arc::clone(&client)));
+        forward(&client, outbound, &holdings, source).await;
+    }
+}
+
+async fn say_hello_on_connect(client: Arc<Client>, agent: AgentHello, holdings: Holdings) {
+    let mut connections = client.connections();
+    loop {
+        if connections.changed().await.is_err() {
+            return;
+        }
+        loop {
+            let hello = Hello {
+                agent: agent.clone(),
+                holding: holdings.all(),
+            };
+            match client
+                .call::<_, Pong>("agent.hello", &hello, HELLO_TIMEOUT)
+                .await
+            {
+                Ok(god) => {
+                    tracing::info!(god_pid = god.pid, "registered with God");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "hello to God failed; retrying"),
+            }
+            if connections.has_changed().unwrap_or(false) {
+                break;
+            }
+        }
+    }
+}
+
+async fn heartbeat(client: Arc<Client>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    loop {
+        ticks.tick().await;
+        // Queued while God is away; a full queue just skips a beat.
+        let _ = client.notify("agent.heartbeat", &NoParams {});
+    }
+}
+
+async fn forward(
+    client: &Client,
+    mut outbound: mpsc::Receiver<Outbound>,
+    holdings: &Holdings,
+    mut source: EventSource,
+) {
+    while let Some(message) = outbound.recv().await {
+        let sent = match message {
+            Outbound::Report(report) => {
+                holdings.with(|h| h.insert(report.id, report.clone()));
+                client.notify("proc.report", &report)
+            }
+            Outbound::Event(event) => match source.encode(zpm_proto::topics::PROCESS_EVENT, &event)
+            {
+                Ok(payload) => client.notify(
+                    "bus.publish",
+                    &RelayEvent::new(zpm_proto::topics::PROCESS_EVENT, payload.to_vec()),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot encode process event");
+                    Ok(())
+                }
+            },
+            Outbound::Forget(id) => {
+                holdings.with(|h| h.remove(&id));
+                Ok(())
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "message to God dropped (queue full)");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! One run of an app: spawned as the leader of its own process group with piped output;
+//! stopped with its kill signal, then SIGKILL for the whole group after `kill_timeout`.
+//! The group never outlives its leader: members still alive after the leader exits get
+//! the same treatment, so no grandchild is left behind — even one that ignores SIGTERM.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::time::Instant;
+use zpm_proto::AppSpec;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    /// e.g. `SIGKILL`.
+    pub signal: Option<String>,
+}
+
+impl Exit {
+    fn from_status(status: std::process::ExitStatus) -> Self {
+        Self {
+            code: status.code(),
+            signal: status
+                .signal()
+                .and_then(|n| Signal::try_from(n).ok())
+                .map(|s| s.as_str().to_owned()),
+        }
+    }
+
+    fn unknown(error: &std::io::Error) -> Self {
+        tracing::warn!(%error, "waiting for child failed");
+        Self {
+            code: None,
+            signal: None,
+        }
+    }
+}
+
+/// Parses `SIGTERM`, `TERM`, `sigterm` or a number.
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full).ok()
+}
+
+/// A running app process and its group.
+pub struct Run {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub started: Instant,
+    pub started_at_ms: u64,
+}
+
+/// What a spawn produced: the run and its output pipes.
+pub struct Spawned {
+    pub run: Run,
+    pub stdout: Option<tokio::process::ChildStdout>,
+    pub stderr: Option<tokio::process::ChildStderr>,
+}
+
+/// Starts `spec` as instance `instance` of app `id`, in a new process group.
+pub fn spawn(spec: &AppSpec, id: u32, instance: u32) -> std::io::Result<Spawned> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty argv",
+        ));
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(&spec.env)
+        .env("ZPM_ID", id.to_string())
+        .env("ZPM_NAME", &spec.name)
+        .env("ZPM_INSTANCE", instance.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let run = Run {
+        child,
+        pid,
+        started: Instant::now(),
+        started_at_ms: zpm_bus::now_ms(),
+    };
+    Ok(Spawned {
+        run,
+        stdout,
+        stderr,
+    })
+}
+
+impl Run {
+    fn group(&self) -> Pid {
+        Pid::from_raw(self.pid.cast_signed())
+    }
+
+    /// Waits for the leader to exit. Cancel-safe.
+    pub async fn wait(&mut self) -> Exit {
+        match self.child.wait().await {
+            Ok(status) => Exit::from_status(status),
+            Err(e) => Exit::unknown(&e),
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        if let Err(e) = killpg(self.group(), signal) {
+            tracing::debug!(pid = self.pid, %signal, error = %e, "signal not delivered");
+        }
+    }
+
+    /// Stops the whole group: `signal`, then SIGKILL after `timeout`. Returns the leader's exit.
+    pub async fn stop(&mut self, signal: Signal, timeout: Duration) -> Exit {
+        let deadline = Instant::now() + timeout;
+        self.signal(signal);
+        let exit = match tokio::time::timeout_at(deadline, self.wait()).await {
+            Ok(exit) => exit,
+            Err(_) => {
+                self.signal(Signal::SIGKILL);
+                self.wait().await
+            }
+        };
+        clear_group(self.group(), deadline).await;
+        exit
+    }
+
+    /// After the leader exited by itself: ends what it left behind in its group.
+    pub async fn clear_leftovers(&self, signal: Signal, timeout: Duration) {
+        if live_members(self.group()) {
+            self.signal(signal);
+            clear_group(self.group(), Instant::now() + timeout).await;
+        }
+    }
+}
+
+/// Waits (bounded) for the group's remaining members to exit, then SIGKILLs the rest.
+async fn clear_group(pgid: Pid, deadline: Instant) {
+    while live_members(pgid) {
+        if Instant::now() >= deadline {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True if any process of group `pgid` is alive (zombies do not count).
+pub fn live_members(pgid: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return killpg(pgid, None).is_ok();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|stat| parse_stat_group(&stat))
+                .is_some_and(|(state, pgrp)| pgrp == pgid.as_raw() && state != 'Z' && state != 'X')
+        })
+}
+
+/// (state, pgrp) from a `/proc/PID/stat` line; the command may contain spaces and parens.
+fn parse_stat_group(stat: &str) -> Option<(char, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("int"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_names() {
+        assert_eq!(
+            parse_stat_group("42 (a) b (c)) S 1 77 77 0"),
+            Some(('S', 77))
+        );
+        assert_eq!(parse_stat_group("garbage"), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! The `logs.fetch` rpc endpoint (normally `ipc://$ZPM_HOME/spawner.sock`), and a typed
+//! client call for consumers.
+
+use super::LogHub;
+use std::sync::Arc;
+use std::time::Duration;
+use zpm_proto::{LogsFetch, LogsFetched};
+use zpm_rpc::{BindError, CallError, Client, RpcError, Server};
+
+/// The method name of the long-poll pull.
+pub const LOGS_FETCH: &str = "logs.fetch";
+
+/// Binds a [`Server`] on `endpoint` serving [`LOGS_FETCH`] (params [`LogsFetch`], result
+/// [`LogsFetched`]) from `hub`. Dropping the server stops serving.
+pub async fn serve_logs(hub: Arc<LogHub>, endpoint: &str) -> Result<Server, BindError> {
+    Server::builder()
+        .version(zpm_proto::PROTOCOL_VERSION)
+        .method(LOGS_FETCH, move |request: LogsFetch, _ctx| {
+            let hub = Arc::clone(&hub);
+            async move { Ok::<LogsFetched, RpcError>(hub.fetch(request).await) }
+        })
+        .bind(&[endpoint])
+        .await
+}
+
+/// Calls [`LOGS_FETCH`] through `client`. Give `timeout` some margin over
+/// `request.wait_ms`: the server holds the call that long when there is nothing new.
+pub async fn fetch_logs(
+    client: &Client,
+    request: &LogsFetch,
+    timeout: Duration,
+) -> Result<LogsFetched, CallError> {
+    client.call(LOGS_FETCH, request, timeout).await
+}

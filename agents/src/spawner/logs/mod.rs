@@ -1,0 +1,45 @@
+//! The spawner's side of the log data path (DESIGN.md, "The log data path").
+//!
+//! The spawner reads each app's stdout and stderr pipes continuously ([`LogHub::pump`]) into
+//! a bounded per-app, per-stream buffer addressed by absolute byte offset, and serves those
+//! bytes on a host-local endpoint with the long-poll pull `logs.fetch` ([`serve_logs`],
+//! [`LogHub::fetch`]). The offset a consumer asks from acknowledges every byte below it.
+//!
+//! When a buffer is full: while a consumer is attached (it fetched within
+//! [`LogLimits::consumer_ttl`], or a fetch is waiting) the pump stops reading the pipe, so
+//! the app blocks on write as on a full terminal; with nobody attached the oldest bytes are
+//! dropped and counted ([`LogHub::dropped`]), so a pipe is never left undrained and memory
+//! never grows past [`LogLimits::per_stream_bytes`] per stream.
+
+mod buffer;
+mod endpoint;
+mod hub;
+mod pump;
+
+pub use endpoint::{LOGS_FETCH, fetch_logs, serve_logs};
+pub use hub::{LogHub, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
+
+use std::time::Duration;
+
+/// Bounds of the log buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Bytes held per app per stream (at least 1).
+    pub per_stream_bytes: usize,
+    /// How long after its last fetch a consumer counts as attached.
+    pub consumer_ttl: Duration,
+}
+
+impl LogLimits {
+    pub const DEFAULT_PER_STREAM_BYTES: usize = 256 * 1024;
+    pub const DEFAULT_CONSUMER_TTL: Duration = Duration::from_secs(5);
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            per_stream_bytes: Self::DEFAULT_PER_STREAM_BYTES,
+            consumer_ttl: Self::DEFAULT_CONSUMER_TTL,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The spawner agent: owns this host's app processes. Layout:
+//! `run` (the process: commands from God), `supervisor` (one task per app instance),
+//! `policy` (the restart policy), `child` (spawn, signal, stop a process group),
+//! `reaper` (orphaned grandchildren), `report` (what goes back to God), `logs` (output
+//! buffers and the host-local `logs.fetch` endpoint).
+
+mod child;
+pub mod logs;
+mod policy;
+mod reaper;
+pub mod report;
+mod run;
+mod supervisor;
+
+pub use run::{SpawnerError, SpawnerOptions, run};

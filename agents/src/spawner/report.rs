@@ -1,0 +1,99 @@
+//! What supervisors tell God: the latest state of their app (`proc.report`) and what
+//! happened (`process:event` on the bus). Never blocks a supervisor: if the queue to God
+//! is full (God down for long), the message is dropped and counted — reports are
+//! idempotent and the full state is re-sent with every hello.
+
+use super::child::Exit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use zpm_proto::{ProcessEvent, ProcessEventKind, ProcessReport, ProcessStatus};
+
+pub enum Outbound {
+    Report(ProcessReport),
+    Event(ProcessEvent),
+    /// The app was deleted: stop re-announcing it.
+    Forget(u32),
+}
+
+pub struct Reporter {
+    name: String,
+    out: mpsc::Sender<Outbound>,
+    dropped: Arc<AtomicU64>,
+    current: ProcessReport,
+}
+
+impl Reporter {
+    pub fn new(id: u32, name: &str, out: mpsc::Sender<Outbound>, dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            name: name.to_owned(),
+            out,
+            dropped,
+            current: ProcessReport {
+                id,
+                status: ProcessStatus::Launching,
+                pid: None,
+                restarts: 0,
+                started_at_ms: None,
+                exit_code: None,
+                signal: None,
+            },
+        }
+    }
+
+    fn send(&self, message: Outbound) {
+        if self.out.try_send(message).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn online(&mut self, pid: u32, restarts: u32, started_at_ms: u64) {
+        self.current.status = ProcessStatus::Online;
+        self.current.pid = Some(pid);
+        self.current.restarts = restarts;
+        self.current.started_at_ms = Some(started_at_ms);
+        self.send(Outbound::Report(self.current.clone()));
+        self.event(ProcessEventKind::Start, None, None);
+        self.event(ProcessEventKind::Online, None, None);
+    }
+
+    /// Reports a status; the pid is kept only while the process still runs (stopping).
+    pub fn status(&mut self, status: ProcessStatus) {
+        self.current.status = status;
+        if status != ProcessStatus::Stopping {
+            self.current.pid = None;
+            self.current.started_at_ms = None;
+        }
+        self.send(Outbound::Report(self.current.clone()));
+        match status {
+            ProcessStatus::Stopped => self.event(ProcessEventKind::Stop, None, None),
+            ProcessStatus::Errored => self.event(ProcessEventKind::Errored, None, None),
+            _ => {}
+        }
+    }
+
+    pub fn status_again(&self) {
+        self.send(Outbound::Report(self.current.clone()));
+    }
+
+    pub fn set_exit(&mut self, exit: Exit) {
+        self.current.exit_code = exit.code;
+        self.current.signal = exit.signal;
+    }
+
+    pub fn event(&self, kind: ProcessEventKind, exit_code: Option<i32>, signal: Option<String>) {
+        self.send(Outbound::Event(ProcessEvent {
+            event: kind,
+            id: self.current.id,
+            name: self.name.clone(),
+            pid: self.current.pid,
+            exit_code,
+            signal,
+        }));
+    }
+
+    pub fn forget(&self) {
+        self.event(ProcessEventKind::Delete, None, None);
+        self.send(Outbound::Forget(self.current.id));
+    }
+}

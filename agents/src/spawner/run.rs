@@ -1,0 +1,195 @@
+//! The spawner process: owns this host's apps, takes commands from God, serves their
+//! output on the host-local endpoint.
+
+use super::logs::{LogHub, LogLimits, serve_logs};
+use super::reaper::{self, Leaders};
+use super::report::{Outbound, Reporter};
+use super::supervisor::{AppCommand, Supervisor};
+use crate::link::{Holdings, Link};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
+use zpm_proto::home::Home;
+use zpm_proto::{
+    AgentHello, HomeLock, PROTOCOL_VERSION, ProcessReport, ProcessStatus, ZPM_VERSION,
+};
+use zpm_rpc::{Client, ClientOptions, Push};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnerError {
+    #[error(transparent)]
+    Lock(#[from] zpm_proto::LockError),
+    #[error("cannot serve logs: {0}")]
+    Bind(#[from] zpm_rpc::BindError),
+}
+
+#[derive(Debug, Clone)]
+pub struct SpawnerOptions {
+    pub home: Home,
+    pub host: String,
+}
+
+struct Apps {
+    commands: HashMap<u32, mpsc::Sender<AppCommand>>,
+    tasks: JoinSet<()>,
+    out: mpsc::Sender<Outbound>,
+    dropped: Arc<AtomicU64>,
+    logs: Arc<LogHub>,
+    leaders: Leaders,
+}
+
+/// Runs the spawner until God orders it to exit.
+pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
+    let _lock = HomeLock::acquire(&options.home.agent_lock("spawner"))?;
+    reaper::become_subreaper();
+    let leaders = Leaders::default();
+    tokio::spawn(reaper::run(leaders.clone()));
+    let logs = LogHub::new(LogLimits::default());
+    let _log_server = serve_logs(Arc::clone(&logs), &options.home.spawner_endpoint()).await?;
+    let client_options = ClientOptions {
+        version: PROTOCOL_VERSION,
+        ..ClientOptions::default()
+    };
+    let client = Arc::new(Client::with_options(
+        &options.home.rpc_endpoint(),
+        client_options,
+    ));
+    let Some(mut pushes) = client.take_pushes() else {
+        unreachable!("a fresh client always has its push receiver");
+    };
+    let (out, outbound) = mpsc::channel(4096);
+    let link = Link {
+        client: Arc::clone(&client),
+        hello: hello(&options.host),
+        holdings: Holdings::default(),
+        source: zpm_bus::EventSource::new("spawner", &options.host, PROTOCOL_VERSION),
+    };
+    tokio::spawn(link.run(outbound));
+    let mut apps = Apps {
+        commands: HashMap::new(),
+        tasks: JoinSet::new(),
+        out,
+        dropped: Arc::default(),
+        logs,
+        leaders,
+    };
+    while let Some(push) = pushes.recv().await {
+        if push.method == "agent.exit" {
+            break;
+        }
+        apps.dispatch(push);
+    }
+    apps.shutdown().await;
+    tracing::info!("spawner exiting");
+    Ok(())
+}
+
+fn hello(host: &str) -> AgentHello {
+    AgentHello {
+        role: "spawner".into(),
+        host: host.to_owned(),
+        pid: std::process::id(),
+        version: ZPM_VERSION.into(),
+        protocol: PROTOCOL_VERSION,
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(push: &Push) -> Option<T> {
+    match zpm_rpc::from_value::<T>(&push.params) {
+        Ok(params) => Some(params),
+        Err(e) => {
+            tracing::warn!(method = %push.method, error = %e, "bad command from God");
+            None
+        }
+    }
+}
+
+impl Apps {
+    fn dispatch(&mut self, push: Push) {
+        match push.method.as_str() {
+            "proc.spawn" => {
+                if let Some(command) = decode::<SpawnCommand>(&push) {
+                    self.spawn(command);
+                }
+            }
+            "proc.stop" | "proc.restart" | "proc.delete" => {
+                if let Some(ProcCommand { id }) = decode(&push) {
+                    let command = match push.method.as_str() {
+                        "proc.stop" => AppCommand::Stop,
+                        "proc.restart" => AppCommand::Restart,
+                        _ => AppCommand::Delete,
+                    };
+                    self.send(id, command);
+                }
+            }
+            "proc.signal" => {
+                if let Some(SignalCommand { id, signal }) = decode(&push) {
+                    match super::child::parse_signal(&signal) {
+                        Some(signal) => self.send(id, AppCommand::Signal(signal)),
+                        None => tracing::warn!(%signal, "unknown signal"),
+                    }
+                }
+            }
+            other => tracing::warn!(method = other, "unknown command from God"),
+        }
+    }
+
+    fn spawn(&mut self, command: SpawnCommand) {
+        if self.commands.contains_key(&command.id) {
+            tracing::warn!(id = command.id, "already running this id; spawn ignored");
+            return;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let reporter = Reporter::new(
+            command.id,
+            &command.spec.name,
+            self.out.clone(),
+            Arc::clone(&self.dropped),
+        );
+        let supervisor = Supervisor::new(
+            command.id,
+            command.instance,
+            command.spec,
+            reporter,
+            Arc::clone(&self.logs),
+            self.leaders.clone(),
+        );
+        self.commands.insert(command.id, tx);
+        self.tasks.spawn(supervisor.run(rx));
+    }
+
+    fn send(&mut self, id: u32, command: AppCommand) {
+        let Some(tx) = self.commands.get(&id) else {
+            // God believes in an app this spawner does not hold: say it is not running.
+            let report = ProcessReport {
+                id,
+                status: ProcessStatus::Stopped,
+                pid: None,
+                restarts: 0,
+                started_at_ms: None,
+                exit_code: None,
+                signal: None,
+            };
+            let _ = self.out.try_send(Outbound::Report(report));
+            return;
+        };
+        if tx.try_send(command).is_err() {
+            tracing::warn!(id, ?command, "app command queue full; command dropped");
+        }
+        if command == AppCommand::Delete {
+            self.commands.remove(&id);
+        }
+    }
+
+    /// Stops every app and waits for their supervisors to finish.
+    async fn shutdown(mut self) {
+        for tx in self.commands.values() {
+            let _ = tx.send(AppCommand::Shutdown).await;
+        }
+        self.commands.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

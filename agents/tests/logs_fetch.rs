@@ -1,0 +1,234 @@
+//! The real thing: a child process prints a lot to its pipes, the spawner's log hub pumps
+//! them (with backpressure: the buffers are much smaller than the output), serves them on
+//! an ipc endpoint, and a consumer pulling with `logs.fetch` over zpm-rpc gets every byte,
+//! in order, nothing dropped.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zpm_agents::spawner::logs::{LOGS_FETCH, LogHub, LogLimits, fetch_logs, serve_logs};
+use zpm_proto::{LogCursor, LogStream, LogsFetch};
+use zpm_rpc::Value;
+use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode};
+
+const LINES: u32 = 200_000;
+const ID: u32 = 4;
+
+/// Prints, for each i: a line of varying length to stdout; every 13th i a partial line
+/// (no newline) that the next line completes; every 5th i a line to stderr; every 17th i a
+/// partial line to stderr.
+const SCRIPT: &str = r#"
+i=0
+while [ $i -lt "$1" ]; do
+  w=$((i % 97 + 1))
+  printf "line %d %0${w}d\n" $i 0
+  if [ $((i % 13)) -eq 0 ]; then printf "part%d-" $i; fi
+  if [ $((i % 5)) -eq 0 ]; then printf "err %d %0${w}d\n" $i 7 >&2; fi
+  if [ $((i % 17)) -eq 0 ]; then printf "e%d:" $i >&2; fi
+  i=$((i + 1))
+done
+"#;
+
+fn expected() -> (Vec<u8>, Vec<u8>) {
+    let (mut out, mut err) = (String::new(), String::new());
+    for i in 0..LINES {
+        let w = (i % 97 + 1) as usize;
+        writeln!(out, "line {i} {:0w$}", 0).unwrap();
+        if i % 13 == 0 {
+            write!(out, "part{i}-").unwrap();
+        }
+        if i % 5 == 0 {
+            writeln!(err, "err {i} {:0w$}", 7).unwrap();
+        }
+        if i % 17 == 0 {
+            write!(err, "e{i}:").unwrap();
+        }
+    }
+    (out.into_bytes(), err.into_bytes())
+}
+
+/// Index of the first difference, for a readable failure instead of megabytes of bytes.
+fn assert_same(name: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let show = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 40).min(b.len())]).into_owned()
+    };
+    panic!(
+        "{name}: got {} bytes, want {}; first difference at {at}: got {:?}, want {:?}",
+        got.len(),
+        want.len(),
+        show(got),
+        show(want)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_gets_every_byte_of_a_real_child_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("ipc://{}", dir.path().join("spawner.sock").display());
+    let hub = LogHub::new(LogLimits {
+        per_stream_bytes: 64 * 1024,
+        // Generous, so a stalled test machine cannot turn backpressure into dropping.
+        consumer_ttl: Duration::from_secs(30),
+    });
+    hub.register(ID);
+    let _server = serve_logs(Arc::clone(&hub), &endpoint).await.unwrap();
+
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("zpm-test")
+        .arg(LINES.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out_pump =
+        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Out, child.stdout.take().unwrap()));
+    let err_pump =
+        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Err, child.stderr.take().unwrap()));
+    let exited = tokio::spawn(async move { child.wait().await.unwrap() });
+
+    let client = Client::with_options(
+        &endpoint,
+        ClientOptions {
+            version: zpm_proto::PROTOCOL_VERSION,
+            ..ClientOptions::default()
+        },
+    );
+    let mut cursors: HashMap<LogStream, u64> = HashMap::new();
+    let mut got: HashMap<LogStream, Vec<u8>> = HashMap::new();
+    let mut fetches = 0u64;
+    let mut most_held = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "consumer did not finish in time");
+        // Decided before the fetch: if the pipes were at EOF and the child gone before it,
+        // an empty answer means everything has been received.
+        let all_in = out_pump.is_finished() && err_pump.is_finished() && exited.is_finished();
+        let request = LogsFetch {
+            after: cursors
+                .iter()
+                .map(|(&stream, &offset)| LogCursor {
+                    id: ID,
+                    stream,
+                    offset,
+                })
+                .collect(),
+            max_bytes: 64 * 1024,
+            wait_ms: 200,
+        };
+        let answer = fetch_logs(&client, &request, Duration::from_secs(30))
+            .await
+            .unwrap();
+        fetches += 1;
+        for stream in [LogStream::Out, LogStream::Err] {
+            let held = hub.held(ID, stream).unwrap();
+            most_held = most_held.max(held.end - held.start);
+        }
+        let total: usize = answer.chunks.iter().map(|c| c.data.len()).sum();
+        assert!(total <= 64 * 1024, "max_bytes exceeded: {total}");
+        if answer.chunks.is_empty() && all_in {
+            break;
+        }
+        for chunk in answer.chunks {
+            assert_eq!(chunk.id, ID);
+            assert_eq!(chunk.dropped, 0, "bytes were dropped: {chunk:?}");
+            let cursor = cursors.entry(chunk.stream).or_insert(0);
+            assert_eq!(chunk.offset, *cursor, "chunk does not continue the stream");
+            *cursor += chunk.data.len() as u64;
+            got.entry(chunk.stream)
+                .or_default()
+                .extend_from_slice(&chunk.data);
+        }
+    }
+
+    let status = exited.await.unwrap();
+    assert!(status.success(), "script failed: {status}");
+    let (out, err) = expected();
+    assert!(
+        out.len() > 4 * 64 * 1024,
+        "the output must exceed the buffers many times"
+    );
+    assert_same(
+        "stdout",
+        got.get(&LogStream::Out).map_or(&[][..], Vec::as_slice),
+        &out,
+    );
+    assert_same(
+        "stderr",
+        got.get(&LogStream::Err).map_or(&[][..], Vec::as_slice),
+        &err,
+    );
+    assert_eq!(hub.dropped(ID, LogStream::Out), 0);
+    assert_eq!(hub.dropped(ID, LogStream::Err), 0);
+    assert!(most_held <= 64 * 1024, "a buffer held {most_held} bytes");
+    eprintln!(
+        "{} + {} bytes in {fetches} fetches; most held in one buffer: {most_held}",
+        out.len(),
+        err.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_params_get_an_error_reply_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("ipc://{}", dir.path().join("spawner.sock").display());
+    let hub = LogHub::new(LogLimits::default());
+    hub.register(1);
+    let _server = serve_logs(Arc::clone(&hub), &endpoint).await.unwrap();
+    let client = Client::new(&endpoint);
+    let bad = Value::Map(vec![
+        (
+            Value::from("after"),
+            Value::Array(vec![Value::Map(vec![
+                (Value::from("id"), Value::from(1)),
+                (Value::from("stream"), Value::from("sideways")),
+                (Value::from("offset"), Value::from(0)),
+            ])]),
+        ),
+        (Value::from("max_bytes"), Value::from(10)),
+        (Value::from("wait_ms"), Value::from(0)),
+    ]);
+    let err = client
+        .call_value(LOGS_FETCH, &bad, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote(e) if e.code == ErrorCode::BadParams),
+        "{err:?}"
+    );
+    // The same shape with a real stream name, as any msgpack peer would write it.
+    let good = Value::Map(vec![
+        (
+            Value::from("after"),
+            Value::Array(vec![Value::Map(vec![
+                (Value::from("id"), Value::from(1)),
+                (Value::from("stream"), Value::from("err")),
+                (Value::from("offset"), Value::from(0)),
+            ])]),
+        ),
+        (Value::from("max_bytes"), Value::from(10)),
+        (Value::from("wait_ms"), Value::from(0)),
+    ]);
+    let answer = client
+        .call_value(LOGS_FETCH, &good, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        Value::Map(vec![(Value::from("chunks"), Value::Array(vec![]))])
+    );
+}

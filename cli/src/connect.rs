@@ -1,0 +1,81 @@
+//! Reaching God: connect, and launch the daemon first when nobody listens — like PM2,
+//! any command that needs the daemon starts it. Readiness is polled with a deadline.
+
+use anyhow::{Context as _, bail};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::time::Instant;
+use zpm_proto::home::Home;
+use zpm_proto::{PROTOCOL_VERSION, Pong};
+use zpm_rpc::{CallError, Client, ClientOptions, NoParams};
+
+const READY_WITHIN: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn rpc_socket(home: &Home) -> std::path::PathBuf {
+    home.root().join("rpc.sock")
+}
+
+/// True if something accepts connections on God's rpc socket.
+pub fn god_listening(home: &Home) -> bool {
+    std::os::unix::net::UnixStream::connect(rpc_socket(home)).is_ok()
+}
+
+pub fn client(home: &Home) -> Client {
+    let options = ClientOptions {
+        version: PROTOCOL_VERSION,
+        connect_attempt: Duration::from_millis(100),
+        ..ClientOptions::default()
+    };
+    Client::with_options(&home.rpc_endpoint(), options)
+}
+
+/// A client connected to a God that answers `ping`, launching the daemon if needed.
+pub async fn ensure_daemon(home: &Home) -> anyhow::Result<(Client, Pong)> {
+    if !god_listening(home) {
+        launch_daemon(home)?;
+    }
+    let client = client(home);
+    let pong = wait_ready(&client).await?;
+    Ok((client, pong))
+}
+
+fn launch_daemon(home: &Home) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the zpm executable")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.daemon_log())
+        .with_context(|| format!("opening {}", home.daemon_log().display()))?;
+    let log_err = log
+        .try_clone()
+        .context("duplicating the daemon log handle")?;
+    std::process::Command::new(exe)
+        .arg("daemon")
+        .env("ZPM_HOME", home.root())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .context("launching the zpm daemon")?;
+    Ok(())
+}
+
+async fn wait_ready(client: &Client) -> anyhow::Result<Pong> {
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        match client
+            .call::<_, Pong>("ping", &NoParams {}, PING_TIMEOUT)
+            .await
+        {
+            Ok(pong) => return Ok(pong),
+            Err(CallError::Remote(e)) => bail!("daemon refused ping: {e}"),
+            Err(e) if Instant::now() >= deadline => {
+                bail!(
+                    "the zpm daemon did not answer within {READY_WITHIN:?} (last error: {e}); see daemon.log in ZPM_HOME"
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}

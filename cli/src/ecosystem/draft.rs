@@ -1,0 +1,160 @@
+//! An app before resolution: what the file or the command line said, command-line options
+//! on top; `finish` turns it into an `AppSpec` (program, cwd, env, validation).
+
+use super::{StartOptions, program, validate};
+use anyhow::anyhow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use zpm_proto::AppSpec;
+
+#[derive(Debug, Default)]
+pub(super) struct Draft {
+    /// Prefix of error messages and warnings, e.g. `ecosystem.json: app "api"`;
+    /// `None` for a command-line target.
+    pub context: Option<String>,
+    pub name: Option<String>,
+    pub script: String,
+    /// Directories where a relative `script` is looked for, in order.
+    pub script_bases: Vec<PathBuf>,
+    pub args: Vec<String>,
+    pub interpreter: Option<String>,
+    pub interpreter_args: Vec<String>,
+    /// Absolute, not yet checked.
+    pub cwd: PathBuf,
+    /// Only the explicit variables (file, env block, `--env-var`).
+    pub env: BTreeMap<String, String>,
+    /// 0 = one per CPU.
+    pub instances: Option<u32>,
+    pub autorestart: Option<bool>,
+    pub max_restarts: Option<u32>,
+    pub min_uptime_ms: Option<u64>,
+    pub restart_delay_ms: Option<u64>,
+    pub exp_backoff_restart_delay_ms: Option<u64>,
+    pub kill_timeout_ms: Option<u64>,
+    pub stop_exit_codes: Option<Vec<i32>>,
+    pub kill_signal: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Draft {
+    /// A script, executable or command given on the command line.
+    pub fn from_target(target: &str, options: &StartOptions, cli_cwd: &Path) -> Self {
+        let mut draft = Self {
+            script: target.to_owned(),
+            script_bases: vec![cli_cwd.to_path_buf()],
+            cwd: cli_cwd.to_path_buf(),
+            ..Self::default()
+        };
+        draft.apply_options(options, cli_cwd, true);
+        if draft.cwd != cli_cwd {
+            draft.script_bases.push(draft.cwd.clone());
+        }
+        draft
+    }
+
+    /// Command-line options win over the file; `--name` only when `with_name`.
+    pub fn apply_options(&mut self, options: &StartOptions, cli_cwd: &Path, with_name: bool) {
+        if with_name && options.name.is_some() {
+            self.name.clone_from(&options.name);
+        }
+        if let Some(cwd) = &options.cwd {
+            self.cwd = cli_cwd.join(cwd);
+        }
+        if options.interpreter.is_some() {
+            self.interpreter.clone_from(&options.interpreter);
+        }
+        if options.namespace.is_some() {
+            self.namespace.clone_from(&options.namespace);
+        }
+        if options.no_autorestart {
+            self.autorestart = Some(false);
+        }
+        self.instances = options.instances.or(self.instances);
+        self.max_restarts = options.max_restarts.or(self.max_restarts);
+        self.min_uptime_ms = options.min_uptime_ms.or(self.min_uptime_ms);
+        self.restart_delay_ms = options.restart_delay_ms.or(self.restart_delay_ms);
+        self.kill_timeout_ms = options.kill_timeout_ms.or(self.kill_timeout_ms);
+        self.exp_backoff_restart_delay_ms = options
+            .exp_backoff_restart_delay_ms
+            .or(self.exp_backoff_restart_delay_ms);
+        self.env.extend(options.env_vars.iter().cloned());
+        if !options.args.is_empty() {
+            self.args.clone_from(&options.args);
+        }
+    }
+
+    /// The final spec; errors and warnings carry the draft's context.
+    pub fn finish(
+        self,
+        cli_env: &BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<AppSpec> {
+        let mut own_warnings = Vec::new();
+        let result = self.build(cli_env, &mut own_warnings);
+        let prefix = |text: String| match &self.context {
+            Some(context) => format!("{context}: {text}"),
+            None => text,
+        };
+        warnings.extend(own_warnings.into_iter().map(prefix));
+        result.map_err(|e| anyhow!(prefix(format!("{e:#}"))))
+    }
+
+    fn build(
+        &self,
+        cli_env: &BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<AppSpec> {
+        let cwd = validate::directory(&self.cwd)?;
+        let program = program::resolve(self, cli_env.get("PATH").map(String::as_str), warnings)?;
+        let name = self.name.clone().unwrap_or(program.default_name);
+        validate::name(&name)?;
+        let mut spec = AppSpec::new(name, program.argv, cwd);
+        spec.env = cli_env.clone();
+        spec.env
+            .extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        spec.env_explicit = self.env.keys().cloned().collect();
+        spec.instances = validate::instances(self.instances);
+        if let Some(namespace) = &self.namespace {
+            validate::namespace(namespace)?;
+            spec.namespace.clone_from(namespace);
+        }
+        if let Some(signal) = &self.kill_signal {
+            spec.kill_signal = validate::signal(signal)?;
+        }
+        self.copy_restart_policy(&mut spec);
+        Ok(spec)
+    }
+
+    fn copy_restart_policy(&self, spec: &mut AppSpec) {
+        spec.autorestart = self.autorestart.unwrap_or(spec.autorestart);
+        spec.max_restarts = self.max_restarts.unwrap_or(spec.max_restarts);
+        spec.min_uptime_ms = self.min_uptime_ms.unwrap_or(spec.min_uptime_ms);
+        spec.restart_delay_ms = self.restart_delay_ms.unwrap_or(spec.restart_delay_ms);
+        spec.exp_backoff_restart_delay_ms = self
+            .exp_backoff_restart_delay_ms
+            .unwrap_or(spec.exp_backoff_restart_delay_ms);
+        spec.kill_timeout_ms = self.kill_timeout_ms.unwrap_or(spec.kill_timeout_ms);
+        if let Some(codes) = &self.stop_exit_codes {
+            spec.stop_exit_codes.clone_from(codes);
+        }
+    }
+
+    /// The error when `script` is neither a file nor a command.
+    pub fn not_found(&self) -> String {
+        let script = &self.script;
+        if self.context.is_none() {
+            return format!(
+                "zpm start: {script:?} is not a file, an ecosystem file, or a command on PATH"
+            );
+        }
+        let bases: Vec<String> = self
+            .script_bases
+            .iter()
+            .map(|b| b.display().to_string())
+            .collect();
+        format!(
+            "script {script:?} is not a file (looked in {}) or a command on PATH",
+            bases.join(", ")
+        )
+    }
+}

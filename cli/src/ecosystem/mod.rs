@@ -1,0 +1,105 @@
+//! Turns what follows `zpm start` (a script, an executable, a command, or an ecosystem
+//! file) into the `AppSpec`s sent to God, with PM2's rules and defaults.
+
+mod app;
+mod draft;
+mod fields;
+mod js;
+mod load;
+mod program;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use draft::Draft;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Command-line options of `zpm start`, mirroring PM2. `None` = not given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    pub name: Option<String>,
+    pub instances: Option<u32>,
+    pub cwd: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub no_autorestart: bool,
+    pub max_restarts: Option<u32>,
+    pub min_uptime_ms: Option<u64>,
+    pub restart_delay_ms: Option<u64>,
+    pub kill_timeout_ms: Option<u64>,
+    pub exp_backoff_restart_delay_ms: Option<u64>,
+    pub interpreter: Option<String>,
+    /// `--env-var KEY=VALUE` pairs (repeatable), applied last.
+    pub env_vars: Vec<(String, String)>,
+    /// `--env NAME`: selects the `env_NAME` block of an ecosystem file, as in PM2.
+    pub env_name: Option<String>,
+    /// Arguments after `--`.
+    pub args: Vec<String>,
+}
+
+/// What resolution produced: the specs, plus warnings to print on stderr (e.g. unknown keys).
+#[derive(Debug)]
+pub struct Resolved {
+    pub apps: Vec<zpm_proto::AppSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// `target` is what followed `zpm start`. `cli_env` is the CLI's own environment, `cwd` the CLI's cwd.
+pub fn resolve_start(
+    target: &str,
+    options: &StartOptions,
+    cli_env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> anyhow::Result<Resolved> {
+    if target.trim().is_empty() {
+        anyhow::bail!("zpm start: nothing to start (empty target)");
+    }
+    let mut warnings = Vec::new();
+    let drafts = if load::is_ecosystem_file(target, cwd) {
+        load::file_drafts(target, options, cli_env, cwd, &mut warnings)?
+    } else {
+        if let Some(name) = &options.env_name {
+            warnings.push(format!(
+                "--env {name} only applies to ecosystem files; ignored"
+            ));
+        }
+        vec![Draft::from_target(target, options, cwd)]
+    };
+    let mut apps = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        apps.push(draft.finish(cli_env, &mut warnings)?);
+    }
+    Ok(Resolved { apps, warnings })
+}
+
+/// Parses a duration option value: plain integer = milliseconds ("1500"), or humantime ("1s", "250ms", "2m").
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let invalid = || {
+        format!(
+            "invalid duration {text:?}: expected milliseconds (e.g. 1500) or a duration like 1s, 250ms, 2m"
+        )
+    };
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u64>().map_err(|_| invalid());
+    }
+    let duration = humantime::parse_duration(text).map_err(|_| invalid())?;
+    u64::try_from(duration.as_millis()).map_err(|_| format!("duration {text:?} is too long"))
+}
+
+/// Parses "KEY=VALUE" (KEY non-empty, no '=' in KEY; VALUE may contain '=' and be empty).
+pub fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some(("", _)) => Err(format!(
+            "invalid environment variable {text:?}: the name before '=' is empty"
+        )),
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err(format!(
+            "invalid environment variable {text:?}: expected KEY=VALUE"
+        )),
+    }
+}

@@ -1,0 +1,77 @@
+//! `zpm daemon` and `zpm agent <role>`: long-running processes, detached from the
+//! terminal (own session), logging to stderr, which their launcher points at a log file.
+
+use anyhow::Context as _;
+use zpm_proto::home::Home;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZPM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn detach() {
+    // Fails only if already a session leader, which is fine.
+    let _ = nix::unistd::setsid();
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn daemon(home: Home) -> anyhow::Result<()> {
+    detach();
+    init_logging();
+    let exe = std::env::current_exe().context("finding the zpm executable")?;
+    let options = zpm_god::GodOptions {
+        host: host_name(),
+        launcher: zpm_god::AgentLauncher {
+            exe,
+            home: home.clone(),
+        },
+        home,
+    };
+    match runtime()?.block_on(zpm_god::run(options)) {
+        Err(zpm_god::GodError::Lock(zpm_proto::LockError::Held(path))) => {
+            tracing::info!(lock = %path.display(), "another God already runs on this home; exiting");
+            Ok(())
+        }
+        other => other.context("running God"),
+    }
+}
+
+pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
+    detach();
+    init_logging();
+    match role {
+        "spawner" => {
+            let options = zpm_agents::spawner::SpawnerOptions {
+                home,
+                host: host_name(),
+            };
+            match runtime()?.block_on(zpm_agents::spawner::run(options)) {
+                Err(zpm_agents::spawner::SpawnerError::Lock(zpm_proto::LockError::Held(path))) => {
+                    tracing::info!(lock = %path.display(), "a spawner already runs on this home; exiting");
+                    Ok(())
+                }
+                other => other.context("running the spawner"),
+            }
+        }
+        other => anyhow::bail!("unknown agent role {other:?} (known: spawner)"),
+    }
+}

@@ -1,0 +1,325 @@
+//! The app lifecycle the CLI drives. Each verb pushes commands to the spawner and waits
+//! (with a deadline) until the spawner's reports show the result, like PM2's verbs do.
+
+use crate::state::God;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use zpm_bus::now_ms;
+use zpm_proto::commands::{
+    AppDescription, ProcCommand, Scale, SignalApps, SpawnCommand, StartApps, Target,
+};
+use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus};
+use zpm_rpc::{Ctx, ErrorCode, NoParams, PeerId, RpcError};
+
+const SPAWNER_WAIT: Duration = Duration::from_secs(10);
+const LAUNCH_WAIT: Duration = Duration::from_secs(10);
+
+fn is_down(status: Option<ProcessStatus>) -> bool {
+    status.is_none_or(|s| matches!(s, ProcessStatus::Stopped | ProcessStatus::Errored))
+}
+
+/// Long enough for the slowest app among `ids` to be stopped the hard way.
+fn stop_wait(god: &God, ids: &[u32]) -> Duration {
+    let table = god.table();
+    let slowest = ids
+        .iter()
+        .filter_map(|id| table.get(*id))
+        .map(|p| p.spec.kill_timeout_ms)
+        .max()
+        .unwrap_or(0);
+    Duration::from_millis(slowest) + Duration::from_secs(5)
+}
+
+async fn push_each(ctx: &Ctx, peer: &PeerId, method: &str, ids: &[u32]) -> Result<(), RpcError> {
+    for &id in ids {
+        ctx.pusher.push(peer, method, &ProcCommand { id }).await?;
+    }
+    Ok(())
+}
+
+fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
+    god.table().rows(Some(ids), now_ms())
+}
+
+async fn spawn_instances(
+    god: &God,
+    ctx: &Ctx,
+    peer: &PeerId,
+    spec: &AppSpec,
+    first: u32,
+    count: u32,
+) -> Result<Vec<u32>, RpcError> {
+    let ids = god.table().add(spec, &god.host, first, count);
+    for (n, &id) in ids.iter().enumerate() {
+        let command = SpawnCommand {
+            id,
+            instance: first + n as u32,
+            spec: spec.clone(),
+        };
+        ctx.pusher.push(peer, "proc.spawn", &command).await?;
+    }
+    god.changed();
+    Ok(ids)
+}
+
+async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
+    god.wait_table(LAUNCH_WAIT, "start", |t| {
+        ids.iter()
+            .all(|id| t.status(*id) != Some(ProcessStatus::Launching))
+    })
+    .await
+}
+
+fn check_names_free(god: &God, apps: &[AppSpec]) -> Result<(), RpcError> {
+    let table = god.table();
+    let mut seen = HashSet::new();
+    for spec in apps {
+        let key = (spec.name.as_str(), spec.namespace.as_str());
+        if table.name_taken(&spec.name, &spec.namespace) || !seen.insert(key) {
+            return Err(RpcError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "an app named {:?} already exists in namespace {:?}; restart or delete it",
+                    spec.name, spec.namespace
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn start(
+    god: Arc<God>,
+    params: StartApps,
+    ctx: Ctx,
+) -> Result<Vec<ProcessInfo>, RpcError> {
+    if params.apps.is_empty() {
+        return Err(RpcError::bad_params("no apps to start"));
+    }
+    check_names_free(&god, &params.apps)?;
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    let mut ids = Vec::new();
+    for spec in &params.apps {
+        ids.extend(spawn_instances(&god, &ctx, &peer, spec, 0, spec.instances.max(1)).await?);
+    }
+    wait_launched(&god, &ids).await?;
+    Ok(rows(&god, &ids))
+}
+
+pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    let ids = god.table().resolve(&params.target)?;
+    stop_ids(&god, &ctx, &ids).await?;
+    Ok(rows(&god, &ids))
+}
+
+async fn stop_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    push_each(ctx, &peer, "proc.stop", ids).await?;
+    god.wait_table(stop_wait(god, ids), "stop", |t| {
+        ids.iter().all(|id| is_down(t.status(*id)))
+    })
+    .await
+}
+
+pub async fn restart(
+    god: Arc<God>,
+    params: Target,
+    ctx: Ctx,
+) -> Result<Vec<ProcessInfo>, RpcError> {
+    let ids = god.table().resolve(&params.target)?;
+    let before: HashMap<u32, u32> = {
+        let table = god.table();
+        ids.iter()
+            .filter_map(|id| table.get(*id).map(|p| (*id, p.report.restarts)))
+            .collect()
+    };
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    push_each(&ctx, &peer, "proc.restart", &ids).await?;
+    let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
+    god.wait_table(limit, "restart", |t| {
+        ids.iter().all(|id| match t.get(*id) {
+            None => true,
+            Some(p) => {
+                p.report.restarts > before.get(id).copied().unwrap_or(0)
+                    || p.report.status == ProcessStatus::Errored
+            }
+        })
+    })
+    .await?;
+    Ok(rows(&god, &ids))
+}
+
+pub async fn delete(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    let ids = god.table().resolve(&params.target)?;
+    let deleted = delete_ids(&god, &ctx, &ids).await?;
+    Ok(deleted)
+}
+
+async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo>, RpcError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    push_each(ctx, &peer, "proc.delete", ids).await?;
+    god.wait_table(stop_wait(god, ids), "delete", |t| {
+        ids.iter().all(|id| is_down(t.status(*id)))
+    })
+    .await?;
+    let gone = rows(god, ids);
+    {
+        let mut table = god.table();
+        for id in ids {
+            table.remove(*id);
+        }
+    }
+    god.changed();
+    Ok(gone)
+}
+
+pub async fn list(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    Ok(god.table().rows(None, now_ms()))
+}
+
+/// Env values whose names suggest secrets are shown masked.
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "SECRET",
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+}
+
+fn described_spec(spec: &AppSpec) -> AppSpec {
+    let env: BTreeMap<String, String> = spec
+        .env_explicit
+        .iter()
+        .filter_map(|name| {
+            let value = spec.env.get(name)?;
+            let shown = if looks_secret(name) {
+                "****".to_owned()
+            } else {
+                value.clone()
+            };
+            Some((name.clone(), shown))
+        })
+        .collect();
+    AppSpec {
+        env,
+        ..spec.clone()
+    }
+}
+
+pub async fn describe(
+    god: Arc<God>,
+    params: Target,
+    _: Ctx,
+) -> Result<Vec<AppDescription>, RpcError> {
+    let table = god.table();
+    let ids = table.resolve(&params.target)?;
+    let now = now_ms();
+    Ok(ids
+        .iter()
+        .filter_map(|id| table.get(*id))
+        .map(|p| AppDescription {
+            info: p.row(now),
+            spec: described_spec(&p.spec),
+        })
+        .collect())
+}
+
+pub async fn signal(
+    god: Arc<God>,
+    params: SignalApps,
+    ctx: Ctx,
+) -> Result<Vec<ProcessInfo>, RpcError> {
+    let ids = god.table().resolve(&params.target)?;
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    for &id in &ids {
+        let command = zpm_proto::commands::SignalCommand {
+            id,
+            signal: params.signal.clone(),
+        };
+        ctx.pusher.push(&peer, "proc.signal", &command).await?;
+    }
+    Ok(rows(&god, &ids))
+}
+
+pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    let current = god.table().instances_of(&params.name);
+    let Some(&first_id) = current.first() else {
+        return Err(RpcError::not_found(format!(
+            "no app named {:?}",
+            params.name
+        )));
+    };
+    let want = params.instances as usize;
+    if want > current.len() {
+        let (spec, next_instance) = {
+            let table = god.table();
+            let spec = table.get(first_id).map(|p| p.spec.clone());
+            let next = current
+                .iter()
+                .filter_map(|id| table.get(*id))
+                .map(|p| p.instance + 1)
+                .max();
+            (spec, next.unwrap_or(0))
+        };
+        let spec = spec.ok_or_else(|| RpcError::not_found("app vanished while scaling"))?;
+        let peer = god.spawner(SPAWNER_WAIT).await?;
+        let added = spawn_instances(
+            &god,
+            &ctx,
+            &peer,
+            &spec,
+            next_instance,
+            (want - current.len()) as u32,
+        )
+        .await?;
+        wait_launched(&god, &added).await?;
+    } else if want < current.len() {
+        delete_ids(&god, &ctx, &current[want..]).await?;
+    }
+    let ids = god.table().instances_of(&params.name);
+    Ok(rows(&god, &ids))
+}
+
+/// Stops every app, tells every agent to exit, waits for the spawner to be gone, then
+/// shuts God down. An order, not a crash: nothing is relaunched afterwards.
+pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError> {
+    let ids = god.table().resolve("all")?;
+    if let Err(e) = stop_ids(&god, &ctx, &ids).await {
+        tracing::warn!(error = %e, "stopping apps before kill");
+    }
+    let spawner_pid = god.registry().pid_of("spawner");
+    let peers = god.registry().peers();
+    for (role, peer) in peers {
+        if let Err(e) = ctx.pusher.push(&peer, "agent.exit", &NoParams {}).await {
+            tracing::warn!(%role, error = %e, "telling agent to exit");
+        }
+    }
+    if let Some(pid) = spawner_pid {
+        wait_gone(pid, Duration::from_secs(10)).await;
+    }
+    god.shutdown.notify_one();
+    Ok(god.pong())
+}
+
+async fn wait_gone(pid: u32, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let pid = nix::unistd::Pid::from_raw(pid.cast_signed());
+    while nix::sys::signal::kill(pid, None).is_ok() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

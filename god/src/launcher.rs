@@ -1,0 +1,45 @@
+//! Starts local agents as separate, detached processes and reaps them when they exit.
+
+use crate::error::GodError;
+use std::path::PathBuf;
+use std::process::Stdio;
+use zpm_proto::home::Home;
+
+/// Runs `<exe> agent <role>` with `ZPM_HOME` set, output to `$ZPM_HOME/agent-<role>.log`.
+#[derive(Debug, Clone)]
+pub struct AgentLauncher {
+    pub exe: PathBuf,
+    pub home: Home,
+}
+
+impl AgentLauncher {
+    pub fn launch(&self, role: &str) -> Result<(), GodError> {
+        let launch_err = |source| GodError::Launch {
+            role: role.to_owned(),
+            source,
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.agent_log(role))
+            .map_err(launch_err)?;
+        let log_err = log.try_clone().map_err(launch_err)?;
+        let mut child = tokio::process::Command::new(&self.exe)
+            .args(["agent", role])
+            .env("ZPM_HOME", self.home.root())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(launch_err)?;
+        tracing::info!(role, pid = child.id(), "agent launched");
+        let role = role.to_owned();
+        tokio::spawn(async move {
+            match child.wait().await {
+                Ok(status) => tracing::info!(role, %status, "agent exited"),
+                Err(e) => tracing::warn!(role, error = %e, "waiting for agent failed"),
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Agents that dialled in: who they are, where to push to, when they were last heard.
+
+use crate::state::God;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zpm_proto::{AgentHello, AgentInfo};
+use zpm_rpc::PeerId;
+
+/// An agent not heard from for this long is down.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct AgentEntry {
+    pub hello: AgentHello,
+    pub peer: PeerId,
+    pub last_seen: Instant,
+    pub up: bool,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    agents: Vec<AgentEntry>,
+}
+
+impl Registry {
+    /// Records a hello; replaces an older entry of the same role and host.
+    pub fn hello(&mut self, hello: AgentHello, peer: PeerId) {
+        self.agents
+            .retain(|a| !(a.hello.role == hello.role && a.hello.host == hello.host));
+        self.agents.push(AgentEntry {
+            hello,
+            peer,
+            last_seen: Instant::now(),
+            up: true,
+        });
+    }
+
+    /// Marks the agent behind `peer` as alive; false if it never said hello.
+    pub fn seen(&mut self, peer: &PeerId) -> bool {
+        match self.agents.iter_mut().find(|a| a.peer == peer) {
+            Some(agent) => {
+                agent.last_seen = Instant::now();
+                agent.up = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection of the live agent with `role`, if any.
+    pub fn peer_of(&self, role: &str) -> Option<PeerId> {
+        self.agents
+            .iter()
+            .find(|a| a.hello.role == role && a.up)
+            .map(|a| a.peer.clone())
+    }
+
+    pub fn peers(&self) -> Vec<(String, PeerId)> {
+        self.agents
+            .iter()
+            .filter(|a| a.up)
+            .map(|a| (a.hello.role.clone(), a.peer.clone()))
+            .collect()
+    }
+
+    pub fn pid_of(&self, role: &str) -> Option<u32> {
+        self.agents
+            .iter()
+            .find(|a| a.hello.role == role)
+            .map(|a| a.hello.pid)
+    }
+
+    pub fn list(&self) -> Vec<AgentInfo> {
+        self.agents
+            .iter()
+            .map(|a| AgentInfo {
+                role: a.hello.role.clone(),
+                host: a.hello.host.clone(),
+                pid: a.hello.pid,
+                version: a.hello.version.clone(),
+                connected: a.up,
+            })
+            .collect()
+    }
+
+    /// Marks agents silent past the timeout as down; returns those newly down.
+    pub fn sweep(&mut self) -> Vec<AgentHello> {
+        let mut down = Vec::new();
+        for agent in &mut self.agents {
+            if agent.up && agent.last_seen.elapsed() > AGENT_TIMEOUT {
+                agent.up = false;
+                down.push(agent.hello.clone());
+            }
+        }
+        down
+    }
+}
+
+/// Publishes `agent:down` for agents that stopped heartbeating.
+pub async fn watch_liveness(god: Arc<God>) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticks.tick().await;
+        let down = god.registry().sweep();
+        for hello in down {
+            tracing::warn!(role = %hello.role, pid = hello.pid, "agent down");
+            god.publish(zpm_proto::topics::AGENT_DOWN, &hello).await;
+            god.changed();
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! God's state and the waiting primitives its handlers share.
+
+use crate::registry::Registry;
+use crate::table::Table;
+use serde::Serialize;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+use zpm_proto::{Pong, ZPM_VERSION};
+use zpm_rpc::{ErrorCode, PeerId, RpcError};
+
+pub struct God {
+    pub host: String,
+    started: Instant,
+    table: Mutex<Table>,
+    registry: Mutex<Registry>,
+    /// Bumped on every change of the table or registry; handlers wait on it.
+    changes: watch::Sender<u64>,
+    publisher: zpm_bus::Publisher,
+    pub shutdown: Notify,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a poisoned lock is usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl God {
+    pub fn new(host: String, publisher: zpm_bus::Publisher) -> Self {
+        Self {
+            host,
+            started: Instant::now(),
+            table: Mutex::new(Table::default()),
+            registry: Mutex::new(Registry::default()),
+            changes: watch::Sender::new(0),
+            publisher,
+            shutdown: Notify::new(),
+        }
+    }
+
+    pub fn table(&self) -> MutexGuard<'_, Table> {
+        relock(&self.table)
+    }
+
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        relock(&self.registry)
+    }
+
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub fn pong(&self) -> Pong {
+        Pong {
+            version: ZPM_VERSION.to_owned(),
+            pid: std::process::id(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    pub async fn announce_up(&self) {
+        let pong = self.pong();
+        self.publish(zpm_proto::topics::GOD_UP, &pong).await;
+    }
+
+    pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) {
+        if let Err(e) = self.publisher.publish(topic, data).await {
+            tracing::warn!(topic, error = %e, "publish failed");
+        }
+    }
+
+    pub async fn relay(&self, event: zpm_bus::RelayEvent) {
+        if let Err(e) = self.publisher.relay(event).await {
+            tracing::warn!(error = %e, "relay of agent event failed");
+        }
+    }
+
+    /// Waits until `done` holds for the table, or fails with `timeout` after `limit`.
+    pub async fn wait_table(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut done: impl FnMut(&Table) -> bool,
+    ) -> Result<(), RpcError> {
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if done(&self.table()) {
+                return Ok(());
+            }
+            let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if !matches!(waited, Ok(Ok(()))) {
+                return Err(RpcError::new(
+                    ErrorCode::Timeout,
+                    format!("{what} did not finish within {limit:?}"),
+                ));
+            }
+        }
+    }
+
+    /// The connection to this host's spawner, waiting for it to dial in if needed.
+    pub async fn spawner(&self, limit: Duration) -> Result<PeerId, RpcError> {
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(peer) = self.registry().peer_of("spawner") {
+                return Ok(peer);
+            }
+            let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if !matches!(waited, Ok(Ok(()))) {
+                return Err(RpcError::new(
+                    ErrorCode::Unavailable,
+                    format!("no spawner agent connected within {limit:?}"),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The process table: desired state (specs, ids) and the last report of each app instance.
+
+use std::collections::BTreeMap;
+use zpm_proto::{AppSpec, ProcessInfo, ProcessReport, ProcessStatus};
+use zpm_rpc::{ErrorCode, RpcError};
+
+pub struct Proc {
+    pub id: u32,
+    pub instance: u32,
+    pub spec: AppSpec,
+    pub host: String,
+    pub report: ProcessReport,
+}
+
+impl Proc {
+    pub fn row(&self, now_ms: u64) -> ProcessInfo {
+        let r = &self.report;
+        let running = matches!(r.status, ProcessStatus::Online | ProcessStatus::Stopping);
+        ProcessInfo {
+            id: self.id,
+            name: self.spec.name.clone(),
+            namespace: self.spec.namespace.clone(),
+            instance: self.instance,
+            host: self.host.clone(),
+            pid: r.pid,
+            status: r.status,
+            restarts: r.restarts,
+            uptime_ms: r
+                .started_at_ms
+                .filter(|_| running)
+                .map(|at| now_ms.saturating_sub(at)),
+            exit_code: r.exit_code,
+            signal: r.signal.clone(),
+            cpu: None,
+            memory: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Table {
+    next_id: u32,
+    procs: BTreeMap<u32, Proc>,
+}
+
+fn launching(id: u32) -> ProcessReport {
+    ProcessReport {
+        id,
+        status: ProcessStatus::Launching,
+        pid: None,
+        restarts: 0,
+        started_at_ms: None,
+        exit_code: None,
+        signal: None,
+    }
+}
+
+impl Table {
+    /// Adds `count` instances of `spec`, numbered from `first_instance`; returns their ids.
+    pub fn add(&mut self, spec: &AppSpec, host: &str, first_instance: u32, count: u32) -> Vec<u32> {
+        (first_instance..first_instance + count)
+            .map(|instance| {
+                let id = self.next_id;
+                self.next_id += 1;
+                let proc = Proc {
+                    id,
+                    instance,
+                    spec: spec.clone(),
+                    host: host.to_owned(),
+                    report: launching(id),
+                };
+                self.procs.insert(id, proc);
+                id
+            })
+            .collect()
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Proc> {
+        self.procs.get(&id)
+    }
+
+    pub fn remove(&mut self, id: u32) -> Option<Proc> {
+        self.procs.remove(&id)
+    }
+
+    /// Records a report; false if the id is unknown (deleted meanwhile).
+    pub fn apply(&mut self, report: ProcessReport) -> bool {
+        match self.procs.get_mut(&report.id) {
+            Some(proc) => {
+                proc.report = report;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn status(&self, id: u32) -> Option<ProcessStatus> {
+        self.procs.get(&id).map(|p| p.report.status)
+    }
+
+    pub fn rows(&self, ids: Option<&[u32]>, now_ms: u64) -> Vec<ProcessInfo> {
+        match ids {
+            None => self.procs.values().map(|p| p.row(now_ms)).collect(),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.procs.get(id))
+                .map(|p| p.row(now_ms))
+                .collect(),
+        }
+    }
+
+    /// Ids of the instances of app `name` in any namespace, by instance number.
+    pub fn instances_of(&self, name: &str) -> Vec<u32> {
+        let mut found: Vec<&Proc> = self
+            .procs
+            .values()
+            .filter(|p| p.spec.name == name)
+            .collect();
+        found.sort_by_key(|p| p.instance);
+        found.iter().map(|p| p.id).collect()
+    }
+
+    pub fn name_taken(&self, name: &str, namespace: &str) -> bool {
+        self.procs
+            .values()
+            .any(|p| p.spec.name == name && p.spec.namespace == namespace)
+    }
+
+    /// Resolves a target: `all`, an id, an app name, or a namespace.
+    pub fn resolve(&self, target: &str) -> Result<Vec<u32>, RpcError> {
+        let ids: Vec<u32> = if target == "all" {
+            self.procs.keys().copied().collect()
+        } else if let Ok(id) = target.parse::<u32>() {
+            self.procs
+                .contains_key(&id)
+                .then_some(id)
+                .into_iter()
+                .collect()
+        } else {
+            let by_name = self.instances_of(target);
+            if by_name.is_empty() {
+                self.procs
+                    .values()
+                    .filter(|p| p.spec.namespace == target)
+                    .map(|p| p.id)
+                    .collect()
+            } else {
+                by_name
+            }
+        };
+        if ids.is_empty() && target != "all" {
+            return Err(RpcError::new(
+                ErrorCode::NotFound,
+                format!("no app matches {target:?} (not an id, name or namespace)"),
+            ));
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, namespace: &str) -> AppSpec {
+        let mut spec = AppSpec::new(name, vec!["sleep".into(), "9".into()], "/");
+        spec.namespace = namespace.into();
+        spec
+    }
+
+    #[test]
+    fn ids_are_stable_and_never_reused() {
+        let mut t = Table::default();
+        assert_eq!(t.add(&spec("a", "default"), "h", 0, 2), vec![0, 1]);
+        t.remove(1);
+        assert_eq!(t.add(&spec("b", "default"), "h", 0, 1), vec![2]);
+    }
+
+    #[test]
+    fn targets_resolve_by_id_name_namespace_and_all() {
+        let mut t = Table::default();
+        t.add(&spec("api", "web"), "h", 0, 2);
+        t.add(&spec("worker", "jobs"), "h", 0, 1);
+        assert_eq!(t.resolve("all").unwrap(), vec![0, 1, 2]);
+        assert_eq!(t.resolve("2").unwrap(), vec![2]);
+        assert_eq!(t.resolve("api").unwrap(), vec![0, 1]);
+        assert_eq!(t.resolve("jobs").unwrap(), vec![2]);
+        assert_eq!(t.resolve("nope").unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(t.resolve("7").unwrap_err().code, ErrorCode::NotFound);
+    }
+}

@@ -1,0 +1,222 @@
+//! What every daemon test needs: a fresh `ZPM_HOME`, the real `zpm` binary, a guard that
+//! runs `zpm kill` when the test ends (pass or fail), polling with deadlines, and counting
+//! app processes by a unique argv marker in /proc — never by trusting zpm's own view.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct Zpm {
+    home: tempfile::TempDir,
+    /// Unique to this test: put it in an app's argv to find its processes in /proc.
+    pub marker: String,
+}
+
+impl Drop for Zpm {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd()
+            .arg("kill")
+            .timeout(Duration::from_secs(60))
+            .output();
+    }
+}
+
+impl Zpm {
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let home = tempfile::Builder::new().prefix("zpmt").tempdir().unwrap();
+        let marker = format!(
+            "zpmmark{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Self { home, marker }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A file path inside the test's home, for scripts and what apps write.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, body).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+        path
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("zpm").unwrap();
+        cmd.env("ZPM_HOME", self.home.path())
+            .current_dir(self.home.path())
+            .timeout(Duration::from_secs(90));
+        cmd
+    }
+
+    /// Runs `zpm ARGS`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "zpm {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_logs()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `zpm ARGS`, asserts failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "zpm {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs `zpm VERB --json ARGS…` (the flag goes before any `--` app arguments).
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.insert(1, "--json");
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    pub fn ls(&self) -> Vec<Value> {
+        self.json(&["ls"]).as_array().unwrap().clone()
+    }
+
+    /// Polls `zpm ls --json` until `done` holds; returns the rows that satisfied it.
+    pub fn wait_ls(&self, what: &str, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let rows = self.ls();
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last ls: {rows:#?}\n{}",
+                self.daemon_logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn daemon_logs(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        format!(
+            "--- daemon.log\n{}\n--- agent-spawner.log\n{}",
+            read("daemon.log"),
+            read("agent-spawner.log")
+        )
+    }
+
+    /// Live processes whose argv contains this test's marker.
+    pub fn marked(&self) -> Vec<u32> {
+        marked_processes(&self.marker)
+    }
+
+    /// Polls until exactly `n` marked processes are alive.
+    pub fn wait_marked(&self, n: usize) -> Vec<u32> {
+        poll(&format!("{n} processes marked {}", self.marker), || {
+            let found = self.marked();
+            (found.len() == n).then_some(found)
+        })
+    }
+}
+
+/// Polls `probe` until it yields, failing the test after `DEADLINE`.
+pub fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+pub fn marked_processes(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(marker)
+            && !is_zombie(pid)
+            && pid != std::process::id()
+        {
+            found.push(pid);
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// Live `zpm daemon` / `zpm agent ROLE` processes serving `home`.
+pub fn zpm_processes(home: &Path, kind: &[&str]) -> Vec<u32> {
+    let want_env = format!("ZPM_HOME={}", home.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.len() < kind.len() + 1 || args[1..=kind.len()] != *kind || !args[0].ends_with("zpm")
+        {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has_home = environ.split(|b| *b == 0).any(|e| e == want_env.as_bytes());
+        if has_home && !is_zombie(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub fn status(row: &Value) -> &str {
+    row["status"].as_str().unwrap_or("")
+}
