@@ -8,26 +8,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_bus::{EventSource, RelayEvent};
-use zpm_proto::commands::Hello;
-use zpm_proto::{AgentHello, Pong, ProcessReport};
+use zpm_proto::commands::{Held, Hello};
+use zpm_proto::{AgentHello, Pong};
 use zpm_rpc::{Client, NoParams};
 
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The latest report of every app the agent holds, re-sent with each hello.
+/// Every app the agent holds, with its latest report; re-sent with each hello.
 #[derive(Clone, Default)]
-pub struct Holdings(Arc<Mutex<BTreeMap<u32, ProcessReport>>>);
+pub struct Holdings(Arc<Mutex<BTreeMap<u32, Held>>>);
 
 impl Holdings {
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<u32, ProcessReport>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<u32, Held>) -> R) -> R {
         f(&mut self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    pub fn all(&self) -> Vec<ProcessReport> {
+    pub fn all(&self) -> Vec<Held> {
         self.with(|h| h.values().cloned().collect())
     }
 }
@@ -103,8 +103,16 @@ async fn forward(
 ) {
     while let Some(message) = outbound.recv().await {
         let sent = match message {
+            Outbound::Hold(held) => {
+                holdings.with(|h| h.insert(held.report.id, *held));
+                Ok(())
+            }
             Outbound::Report(report) => {
-                holdings.with(|h| h.insert(report.id, report.clone()));
+                holdings.with(|h| {
+                    if let Some(held) = h.get_mut(&report.id) {
+                        held.report = report.clone();
+                    }
+                });
                 client.notify("proc.report", &report)
             }
             Outbound::Event(event) => match source.encode(zpm_proto::topics::PROCESS_EVENT, &event)

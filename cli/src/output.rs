@@ -74,8 +74,7 @@ pub fn process_table(rows: &[ProcessInfo]) -> String {
             row.uptime_ms.map_or_else(|| "-".to_owned(), short_duration),
             row.cpu
                 .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
-            row.memory
-                .map_or_else(|| "-".to_owned(), bytesize_short),
+            row.memory.map_or_else(|| "-".to_owned(), bytesize_short),
         ]);
     }
     table.to_string()

@@ -60,9 +60,11 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
     init_logging();
     match role {
         "spawner" => {
+            let exe = std::env::current_exe().context("finding the zpm executable")?;
             let options = zpm_agents::spawner::SpawnerOptions {
                 home,
                 host: host_name(),
+                exe,
             };
             match runtime()?.block_on(zpm_agents::spawner::run(options)) {
                 Err(zpm_agents::spawner::SpawnerError::Lock(zpm_proto::LockError::Held(path))) => {

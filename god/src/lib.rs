@@ -5,7 +5,9 @@
 
 mod error;
 mod handlers;
+mod keeper;
 mod launcher;
+mod persist;
 mod registry;
 mod state;
 mod table;
@@ -38,7 +40,11 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
         ..zpm_bus::PublisherOptions::default()
     };
     let publisher = zpm_bus::Publisher::bind(&[&options.home.bus_endpoint()], bus_options).await?;
-    let god = Arc::new(God::new(options.host.clone(), publisher));
+    let god = Arc::new(God::new(
+        options.host.clone(),
+        publisher,
+        options.home.state_file(),
+    ));
     let server = handlers::register(Arc::clone(&god))
         .bind(&[&options.home.rpc_endpoint()])
         .await?;
@@ -46,6 +52,10 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     god.announce_up().await;
     options.launcher.launch("spawner")?;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
+    tokio::spawn(keeper::keep_spawner(
+        Arc::clone(&god),
+        options.launcher.clone(),
+    ));
     wait_for_shutdown(&god).await;
     // Give the reply to `god.kill` a moment to leave before the socket closes.
     tokio::time::sleep(Duration::from_millis(50)).await;

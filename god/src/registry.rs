@@ -82,6 +82,16 @@ impl Registry {
             .collect()
     }
 
+    /// Marks the agent of `role` down at once (its process is known dead).
+    pub fn mark_down(&mut self, role: &str) -> Option<AgentHello> {
+        let agent = self
+            .agents
+            .iter_mut()
+            .find(|a| a.hello.role == role && a.up)?;
+        agent.up = false;
+        Some(agent.hello.clone())
+    }
+
     /// Marks agents silent past the timeout as down; returns those newly down.
     pub fn sweep(&mut self) -> Vec<AgentHello> {
         let mut down = Vec::new();

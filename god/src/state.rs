@@ -11,6 +11,10 @@ use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
 pub struct God {
     pub host: String,
+    state_file: std::path::PathBuf,
+    warnings: Vec<String>,
+    /// Set by `god.kill`: keepers must not relaunch anything any more.
+    pub stopping: std::sync::atomic::AtomicBool,
     started: Instant,
     table: Mutex<Table>,
     registry: Mutex<Registry>,
@@ -26,11 +30,19 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl God {
-    pub fn new(host: String, publisher: zpm_bus::Publisher) -> Self {
+    pub fn new(
+        host: String,
+        publisher: zpm_bus::Publisher,
+        state_file: std::path::PathBuf,
+    ) -> Self {
+        let loaded = crate::persist::load(&state_file);
         Self {
+            table: Mutex::new(Table::from_saved(loaded.state, &host)),
             host,
+            state_file,
+            warnings: loaded.warning.into_iter().collect(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
-            table: Mutex::new(Table::default()),
             registry: Mutex::new(Registry::default()),
             changes: watch::Sender::new(0),
             publisher,
@@ -55,7 +67,20 @@ impl God {
             version: ZPM_VERSION.to_owned(),
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
+            warnings: self.warnings.clone(),
         }
+    }
+
+    /// Writes the desired state to disk. Called after every change of it.
+    pub fn persist(&self) {
+        let snapshot = self.table().snapshot();
+        if let Err(e) = crate::persist::save(&self.state_file, &snapshot) {
+            tracing::error!(error = %e, "cannot persist state");
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub async fn announce_up(&self) {

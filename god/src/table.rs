@@ -1,5 +1,6 @@
 //! The process table: desired state (specs, ids) and the last report of each app instance.
 
+use crate::persist::{Desired, STATE_VERSION, SavedApp, SavedState};
 use std::collections::BTreeMap;
 use zpm_proto::{AppSpec, ProcessInfo, ProcessReport, ProcessStatus};
 use zpm_rpc::{ErrorCode, RpcError};
@@ -9,6 +10,7 @@ pub struct Proc {
     pub instance: u32,
     pub spec: AppSpec,
     pub host: String,
+    pub desired: Desired,
     pub report: ProcessReport,
 }
 
@@ -43,12 +45,12 @@ pub struct Table {
     procs: BTreeMap<u32, Proc>,
 }
 
-fn launching(id: u32) -> ProcessReport {
+fn initial_report(id: u32, status: ProcessStatus, restarts: u32) -> ProcessReport {
     ProcessReport {
         id,
-        status: ProcessStatus::Launching,
+        status,
         pid: None,
-        restarts: 0,
+        restarts,
         started_at_ms: None,
         exit_code: None,
         signal: None,
@@ -67,12 +69,104 @@ impl Table {
                     instance,
                     spec: spec.clone(),
                     host: host.to_owned(),
-                    report: launching(id),
+                    desired: Desired::Running,
+                    report: initial_report(id, ProcessStatus::Launching, 0),
                 };
                 self.procs.insert(id, proc);
                 id
             })
             .collect()
+    }
+
+    /// Rebuilds the table from the persisted state; running apps are `launching` until an
+    /// agent reports them.
+    pub fn from_saved(saved: SavedState, host: &str) -> Self {
+        let mut table = Self {
+            next_id: saved.next_id,
+            procs: BTreeMap::new(),
+        };
+        for app in saved.apps {
+            let status = match app.desired {
+                Desired::Running => ProcessStatus::Launching,
+                Desired::Stopped => ProcessStatus::Stopped,
+            };
+            table.next_id = table.next_id.max(app.id + 1);
+            let proc = Proc {
+                id: app.id,
+                instance: app.instance,
+                spec: app.spec,
+                host: host.to_owned(),
+                desired: app.desired,
+                report: initial_report(app.id, status, app.restarts),
+            };
+            table.procs.insert(app.id, proc);
+        }
+        table
+    }
+
+    pub fn snapshot(&self) -> SavedState {
+        SavedState {
+            version: STATE_VERSION,
+            next_id: self.next_id,
+            apps: self
+                .procs
+                .values()
+                .map(|p| SavedApp {
+                    id: p.id,
+                    instance: p.instance,
+                    desired: p.desired,
+                    restarts: p.report.restarts,
+                    spec: p.spec.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes in an app an agent runs that this table does not know (state lost).
+    pub fn adopt(&mut self, held: zpm_proto::commands::Held, host: &str) {
+        let id = held.report.id;
+        self.next_id = self.next_id.max(id + 1);
+        let proc = Proc {
+            id,
+            instance: held.instance,
+            spec: held.spec,
+            host: host.to_owned(),
+            desired: Desired::Running,
+            report: held.report,
+        };
+        self.procs.insert(id, proc);
+    }
+
+    /// The spawner died: every app it ran that should run is being started again.
+    pub fn mark_replacing(&mut self) {
+        for proc in self
+            .procs
+            .values_mut()
+            .filter(|p| p.desired == Desired::Running)
+        {
+            if proc.report.pid.is_some() {
+                proc.report.restarts += 1;
+            }
+            proc.report.status = ProcessStatus::Launching;
+            proc.report.pid = None;
+            proc.report.started_at_ms = None;
+        }
+    }
+
+    pub fn set_desired(&mut self, ids: &[u32], desired: Desired) {
+        for id in ids {
+            if let Some(proc) = self.procs.get_mut(id) {
+                proc.desired = desired;
+            }
+        }
+    }
+
+    pub fn procs(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.values()
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Proc> {
+        self.procs.get_mut(&id)
     }
 
     pub fn get(&self, id: u32) -> Option<&Proc> {

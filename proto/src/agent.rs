@@ -7,6 +7,9 @@ pub struct Pong {
     /// Process id of the server that answered (God).
     pub pid: u32,
     pub uptime_ms: u64,
+    /// Problems God wants the user to know about (e.g. a corrupt state file set aside).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What an agent says when it dials in: params of `agent.hello`.

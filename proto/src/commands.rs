@@ -42,7 +42,15 @@ pub struct AppDescription {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub agent: AgentHello,
-    pub holding: Vec<ProcessReport>,
+    pub holding: Vec<Held>,
+}
+
+/// An app instance an agent runs: enough for a God that lost its state to adopt it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub report: ProcessReport,
+    pub instance: u32,
+    pub spec: AppSpec,
 }
 
 /// God → spawner push `proc.spawn`: run this app instance under this id.
@@ -51,6 +59,9 @@ pub struct SpawnCommand {
     pub id: u32,
     pub instance: u32,
     pub spec: AppSpec,
+    /// Restart count to continue from (kept across spawner replacements).
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// God → spawner pushes `proc.stop`, `proc.restart`, `proc.delete`.

@@ -36,6 +36,21 @@ impl Home {
         self.ipc("spawner.sock")
     }
 
+    /// God's persisted desired state.
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// What `zpm save` wrote and `zpm resurrect` reads.
+    pub fn dump_file(&self) -> PathBuf {
+        self.root.join("dump.json")
+    }
+
+    /// The spawner's record of the processes it runs (pid, start time, group).
+    pub fn spawner_record(&self) -> PathBuf {
+        self.root.join("spawner-record.json")
+    }
+
     pub fn daemon_log(&self) -> PathBuf {
         self.root.join("daemon.log")
     }

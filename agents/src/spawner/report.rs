@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 use zpm_proto::{ProcessEvent, ProcessEventKind, ProcessReport, ProcessStatus};
 
 pub enum Outbound {
+    /// A new app instance: what a God that lost its state needs to adopt it.
+    Hold(Box<zpm_proto::commands::Held>),
     Report(ProcessReport),
     Event(ProcessEvent),
     /// The app was deleted: stop re-announcing it.
@@ -24,7 +26,13 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(id: u32, name: &str, out: mpsc::Sender<Outbound>, dropped: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        id: u32,
+        name: &str,
+        restarts: u32,
+        out: mpsc::Sender<Outbound>,
+        dropped: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             out,
@@ -33,12 +41,21 @@ impl Reporter {
                 id,
                 status: ProcessStatus::Launching,
                 pid: None,
-                restarts: 0,
+                restarts,
                 started_at_ms: None,
                 exit_code: None,
                 signal: None,
             },
         }
+    }
+
+    /// Announces a new instance with its spec (sent once, before any report).
+    pub fn hold(&self, instance: u32, spec: &zpm_proto::AppSpec) {
+        self.send(Outbound::Hold(Box::new(zpm_proto::commands::Held {
+            report: self.current.clone(),
+            instance,
+            spec: spec.clone(),
+        })));
     }
 
     fn send(&self, message: Outbound) {

@@ -3,12 +3,16 @@
 
 use super::logs::{LogHub, LogLimits, serve_logs};
 use super::reaper::{self, Leaders};
+use super::record::{self, Record};
 use super::report::{Outbound, Reporter};
-use super::supervisor::{AppCommand, Supervisor};
+use super::supervisor::{AppCommand, Shared, Supervisor};
+use crate::god_keeper::GodKeeper;
 use crate::link::{Holdings, Link};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
@@ -30,21 +34,27 @@ pub enum SpawnerError {
 pub struct SpawnerOptions {
     pub home: Home,
     pub host: String,
+    /// The zpm executable, to relaunch God (`zpm daemon`) when it dies.
+    pub exe: std::path::PathBuf,
 }
+
+/// How long a predecessor's leftover apps get to exit on SIGTERM before SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
 
 struct Apps {
     commands: HashMap<u32, mpsc::Sender<AppCommand>>,
     tasks: JoinSet<()>,
     out: mpsc::Sender<Outbound>,
     dropped: Arc<AtomicU64>,
-    logs: Arc<LogHub>,
-    leaders: Leaders,
+    shared: Shared,
 }
 
 /// Runs the spawner until God orders it to exit.
 pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
     let _lock = HomeLock::acquire(&options.home.agent_lock("spawner"))?;
     reaper::become_subreaper();
+    record::replace_leftovers(&options.home.spawner_record(), LEFTOVER_GRACE).await;
+    let record = Record::new(options.home.spawner_record());
     let leaders = Leaders::default();
     tokio::spawn(reaper::run(leaders.clone()));
     let logs = LogHub::new(LogLimits::default());
@@ -68,16 +78,28 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         source: zpm_bus::EventSource::new("spawner", &options.host, PROTOCOL_VERSION),
     };
     tokio::spawn(link.run(outbound));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let keeper = GodKeeper {
+        home: options.home.clone(),
+        exe: options.exe.clone(),
+        stopped: Arc::clone(&stopped),
+    };
+    tokio::spawn(keeper.run());
+    let shared = Shared {
+        logs,
+        leaders,
+        record,
+    };
     let mut apps = Apps {
         commands: HashMap::new(),
         tasks: JoinSet::new(),
         out,
         dropped: Arc::default(),
-        logs,
-        leaders,
+        shared,
     };
     while let Some(push) = pushes.recv().await {
         if push.method == "agent.exit" {
+            stopped.store(true, Ordering::SeqCst);
             break;
         }
         apps.dispatch(push);
@@ -146,18 +168,13 @@ impl Apps {
         let reporter = Reporter::new(
             command.id,
             &command.spec.name,
+            command.restarts,
             self.out.clone(),
             Arc::clone(&self.dropped),
         );
-        let supervisor = Supervisor::new(
-            command.id,
-            command.instance,
-            command.spec,
-            reporter,
-            Arc::clone(&self.logs),
-            self.leaders.clone(),
-        );
-        self.commands.insert(command.id, tx);
+        let id = command.id;
+        let supervisor = Supervisor::new(command, reporter, self.shared.clone());
+        self.commands.insert(id, tx);
         self.tasks.spawn(supervisor.run(rx));
     }
 

@@ -5,6 +5,7 @@ use super::child::{self, Exit, Run, parse_signal};
 use super::logs::LogHub;
 use super::policy::{Decision, RestartState};
 use super::reaper::Leaders;
+use super::record::Record;
 use super::report::Reporter;
 use nix::sys::signal::Signal;
 use std::sync::Arc;
@@ -37,27 +38,35 @@ pub struct Supervisor {
     reporter: Reporter,
     logs: Arc<LogHub>,
     leaders: Leaders,
+    record: Record,
     restarts: u32,
     policy: RestartState,
 }
 
+/// What every supervisor on this spawner shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub logs: Arc<LogHub>,
+    pub leaders: Leaders,
+    pub record: Record,
+}
+
 impl Supervisor {
     pub fn new(
-        id: u32,
-        instance: u32,
-        spec: AppSpec,
+        command: zpm_proto::commands::SpawnCommand,
         reporter: Reporter,
-        logs: Arc<LogHub>,
-        leaders: Leaders,
+        shared: Shared,
     ) -> Self {
+        reporter.hold(command.instance, &command.spec);
         Self {
-            id,
-            instance,
-            spec,
+            id: command.id,
+            instance: command.instance,
+            spec: command.spec,
             reporter,
-            logs,
-            leaders,
-            restarts: 0,
+            logs: shared.logs,
+            leaders: shared.leaders,
+            record: shared.record,
+            restarts: command.restarts,
             policy: RestartState::default(),
         }
     }
@@ -107,9 +116,11 @@ impl Supervisor {
             tokio::spawn(Arc::clone(&self.logs).pump(self.id, LogStream::Err, err));
         }
         let mut run = spawned.run;
+        self.record.started(self.id, run.pid);
         self.reporter
             .online(run.pid, self.restarts, run.started_at_ms);
         let next = self.supervise(&mut run, commands).await;
+        self.record.ended(self.id);
         self.leaders.lock().remove(&run.pid);
         next
     }

@@ -1,8 +1,11 @@
 //! Methods agents call: hello, heartbeat, reports, events to relay.
 
+use crate::persist::Desired;
 use crate::state::God;
+use std::collections::HashSet;
 use std::sync::Arc;
-use zpm_proto::commands::Hello;
+use zpm_proto::ProcessStatus;
+use zpm_proto::commands::{Held, Hello, ProcCommand, SpawnCommand};
 use zpm_proto::{AgentInfo, Pong, ProcessReport};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
@@ -18,16 +21,77 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
         ));
     }
     tracing::info!(role = %hello.agent.role, pid = hello.agent.pid, holding = hello.holding.len(), "agent hello");
-    god.registry().hello(hello.agent.clone(), ctx.peer);
-    {
-        let mut table = god.table();
-        for report in hello.holding {
-            table.apply(report);
-        }
+    god.registry().hello(hello.agent.clone(), ctx.peer.clone());
+    if hello.agent.role == "spawner" {
+        reconcile(&god, &ctx, hello.holding).await;
     }
     god.changed();
     god.publish(zpm_proto::topics::AGENT_UP, &hello.agent).await;
     Ok(god.pong())
+}
+
+/// Makes God's table and the spawner's holdings agree: what the spawner runs and God does
+/// not know is adopted (God lost its state); what God wants running and the spawner does not
+/// hold is spawned again (the spawner was replaced), with its restart count kept; what God
+/// wants stopped is stopped.
+async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
+    let held_ids: HashSet<u32> = holding.iter().map(|h| h.report.id).collect();
+    let mut to_stop = Vec::new();
+    let mut to_spawn = Vec::new();
+    {
+        let mut table = god.table();
+        for held in holding {
+            let id = held.report.id;
+            match table.get(id).map(|p| p.desired) {
+                None => table.adopt(held, &god.host),
+                Some(desired) => {
+                    let running = held.report.status != ProcessStatus::Stopped;
+                    table.apply(held.report);
+                    if desired == Desired::Stopped && running {
+                        to_stop.push(id);
+                    }
+                }
+            }
+        }
+        for proc in table.procs().filter(|p| !held_ids.contains(&p.id)) {
+            if proc.desired == Desired::Running {
+                let restarts = proc.report.restarts;
+                to_spawn.push(SpawnCommand {
+                    id: proc.id,
+                    instance: proc.instance,
+                    spec: proc.spec.clone(),
+                    restarts,
+                });
+            }
+        }
+        let not_held: Vec<u32> = table
+            .procs()
+            .filter(|p| !held_ids.contains(&p.id) && p.desired == Desired::Stopped)
+            .map(|p| p.id)
+            .collect();
+        for id in not_held {
+            if let Some(proc) = table.get_mut(id) {
+                proc.report.status = ProcessStatus::Stopped;
+                proc.report.pid = None;
+            }
+        }
+    }
+    god.persist();
+    for command in &to_spawn {
+        tracing::info!(id = command.id, name = %command.spec.name, "spawning an app the spawner does not hold");
+        if let Err(e) = ctx.pusher.push(&ctx.peer, "proc.spawn", command).await {
+            tracing::warn!(error = %e, "re-spawn push failed");
+        }
+    }
+    for id in to_stop {
+        if let Err(e) = ctx
+            .pusher
+            .push(&ctx.peer, "proc.stop", &ProcCommand { id })
+            .await
+        {
+            tracing::warn!(error = %e, "stop push failed");
+        }
+    }
 }
 
 pub async fn heartbeat(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<bool, RpcError> {

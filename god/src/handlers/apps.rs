@@ -1,6 +1,7 @@
 //! The app lifecycle the CLI drives. Each verb pushes commands to the spawner and waits
 //! (with a deadline) until the spawner's reports show the result, like PM2's verbs do.
 
+use crate::persist::Desired;
 use crate::state::God;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -56,6 +57,7 @@ async fn spawn_instances(
             id,
             instance: first + n as u32,
             spec: spec.clone(),
+            restarts: 0,
         };
         ctx.pusher.push(peer, "proc.spawn", &command).await?;
     }
@@ -103,12 +105,15 @@ pub async fn start(
     for spec in &params.apps {
         ids.extend(spawn_instances(&god, &ctx, &peer, spec, 0, spec.instances.max(1)).await?);
     }
+    god.persist();
     wait_launched(&god, &ids).await?;
     Ok(rows(&god, &ids))
 }
 
 pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
     let ids = god.table().resolve(&params.target)?;
+    god.table().set_desired(&ids, Desired::Stopped);
+    god.persist();
     stop_ids(&god, &ctx, &ids).await?;
     Ok(rows(&god, &ids))
 }
@@ -137,6 +142,8 @@ pub async fn restart(
             .filter_map(|id| table.get(*id).map(|p| (*id, p.report.restarts)))
             .collect()
     };
+    god.table().set_desired(&ids, Desired::Running);
+    god.persist();
     let peer = god.spawner(SPAWNER_WAIT).await?;
     push_each(&ctx, &peer, "proc.restart", &ids).await?;
     let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
@@ -176,6 +183,7 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
             table.remove(*id);
         }
     }
+    god.persist();
     god.changed();
     Ok(gone)
 }
@@ -299,9 +307,13 @@ pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<Process
 /// shuts God down. An order, not a crash: nothing is relaunched afterwards.
 pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError> {
     let ids = god.table().resolve("all")?;
+    // Keepers keep relaunching until every app is confirmed stopped: a spawner that died
+    // just now is replaced, and its replacement ends what the dead one left.
     if let Err(e) = stop_ids(&god, &ctx, &ids).await {
         tracing::warn!(error = %e, "stopping apps before kill");
     }
+    god.stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let spawner_pid = god.registry().pid_of("spawner");
     let peers = god.registry().peers();
     for (role, peer) in peers {
@@ -312,6 +324,14 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
     if let Some(pid) = spawner_pid {
         wait_gone(pid, Duration::from_secs(10)).await;
     }
+    // An order, not a crash: the next God starts empty (`zpm resurrect` restores a dump).
+    {
+        let mut table = god.table();
+        for id in ids {
+            table.remove(id);
+        }
+    }
+    god.persist();
     god.shutdown.notify_one();
     Ok(god.pong())
 }

@@ -1,0 +1,165 @@
+//! God's desired state on disk: written atomically (temp file, fsync, rename, fsync of the
+//! directory) after every change, read at start. A file that does not parse is kept aside
+//! (`state.json.corrupt-<ms>`) and reported, never silently replaced by nothing.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use zpm_proto::AppSpec;
+
+pub const STATE_VERSION: u32 = 1;
+
+/// What the user asked for an app instance to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedApp {
+    pub id: u32,
+    pub instance: u32,
+    pub desired: Desired,
+    pub restarts: u32,
+    pub spec: AppSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SavedState {
+    pub version: u32,
+    pub next_id: u32,
+    pub apps: Vec<SavedApp>,
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub state: SavedState,
+    /// Set when the file was unreadable and moved aside: say so to the user.
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct PersistError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+pub fn load(path: &Path) -> Loaded {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Loaded {
+                state: SavedState::default(),
+                warning: None,
+            };
+        }
+        Err(e) => return set_aside(path, &format!("unreadable: {e}")),
+    };
+    match serde_json::from_slice::<SavedState>(&bytes) {
+        Ok(state) if state.version == STATE_VERSION => Loaded {
+            state,
+            warning: None,
+        },
+        Ok(state) => set_aside(path, &format!("unknown state version {}", state.version)),
+        Err(e) => set_aside(path, &format!("corrupt: {e}")),
+    }
+}
+
+fn set_aside(path: &Path, why: &str) -> Loaded {
+    let aside = path.with_extension(format!("json.corrupt-{}", zpm_bus::now_ms()));
+    let moved = std::fs::rename(path, &aside);
+    let warning = match moved {
+        Ok(()) => format!(
+            "{} was {why}; kept as {} and started empty",
+            path.display(),
+            aside.display()
+        ),
+        Err(e) => format!(
+            "{} was {why} and could not be moved aside ({e}); started empty",
+            path.display()
+        ),
+    };
+    tracing::error!("{warning}");
+    Loaded {
+        state: SavedState::default(),
+        warning: Some(warning),
+    }
+}
+
+/// Replaces `path` with `state` atomically: readers see the old or the new file, whole.
+pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
+    let err = |source| PersistError {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
+    let temp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&temp).map_err(err)?;
+    file.write_all(&bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> SavedState {
+        let spec = AppSpec::new("api", vec!["node".into(), "api.js".into()], "/srv");
+        SavedState {
+            version: STATE_VERSION,
+            next_id: 4,
+            apps: vec![SavedApp {
+                id: 3,
+                instance: 0,
+                desired: Desired::Running,
+                restarts: 2,
+                spec,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(load(&path).state, SavedState::default());
+        save(&path, &state()).unwrap();
+        let loaded = load(&path);
+        assert_eq!(loaded.state, state());
+        assert!(loaded.warning.is_none());
+        assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_kept_aside_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{\"version\": 1, \"apps\": [tru").unwrap();
+        let loaded = load(&path);
+        assert_eq!(loaded.state.apps.len(), 0);
+        let warning = loaded.warning.unwrap();
+        assert!(warning.contains("corrupt"), "{warning}");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            std::fs::read(aside[0].path()).unwrap(),
+            b"{\"version\": 1, \"apps\": [tru"
+        );
+    }
+}
