@@ -3,6 +3,7 @@
 
 mod autolaunch;
 mod cli;
+mod crash;
 mod ecosystem_files;
 mod harness;
 mod lifecycle;

@@ -13,6 +13,8 @@ use zpm_proto::home::Home;
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 const GRACE: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A relaunched process that stays up this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
 
 pub struct GodKeeper {
     pub home: Home,
@@ -26,6 +28,7 @@ impl GodKeeper {
     pub async fn run(self) {
         let lock = self.home.god_lock();
         let mut backoff = Duration::ZERO;
+        let mut relaunched_at = None;
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         loop {
             ticks.tick().await;
@@ -33,7 +36,11 @@ impl GodKeeper {
                 return;
             }
             let Ok(probe) = HomeLock::acquire(&lock) else {
-                backoff = backoff.saturating_sub(CHECK_EVERY);
+                if relaunched_at
+                    .is_some_and(|at: tokio::time::Instant| at.elapsed() >= STABLE_AFTER)
+                {
+                    backoff = Duration::ZERO;
+                }
                 continue;
             };
             drop(probe);
@@ -45,6 +52,7 @@ impl GodKeeper {
             if let Err(e) = self.launch() {
                 tracing::error!(error = %e, "relaunching God");
             }
+            relaunched_at = Some(tokio::time::Instant::now());
             backoff = (backoff * 2)
                 .max(Duration::from_millis(100))
                 .min(MAX_BACKOFF);

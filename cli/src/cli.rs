@@ -49,6 +49,16 @@ pub enum Command {
     Ping(JsonArg),
     /// Stop every app, every agent and the daemon.
     Kill,
+    /// Save the running apps to `$ZPM_HOME/dump.json` for `zpm resurrect`.
+    Save,
+    /// Start the apps of the last `zpm save` that are not running.
+    Resurrect(JsonArg),
+    /// Print (or, as root, install) a systemd unit that runs `zpm resurrect` at boot.
+    Startup {
+        /// Write the unit to /etc/systemd/system and enable it (needs root).
+        #[arg(long)]
+        install: bool,
+    },
     /// List the agents connected to the daemon.
     Agents(JsonArg),
     /// Print the zpm and protocol versions.

@@ -37,6 +37,9 @@ pub async fn ensure_daemon(home: &Home) -> anyhow::Result<(Client, Pong)> {
     }
     let client = client(home);
     let pong = wait_ready(&client).await?;
+    for warning in &pong.warnings {
+        eprintln!("zpm: warning: {warning}");
+    }
     Ok((client, pong))
 }
 

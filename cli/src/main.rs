@@ -7,6 +7,7 @@ mod ecosystem;
 mod home;
 mod output;
 mod processes;
+mod startup;
 mod verbs;
 
 use clap::{CommandFactory as _, Parser as _};

@@ -66,6 +66,21 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             }
         }
         Command::Kill => kill(home).await,
+        Command::Save => {
+            let (client, _) = ensure_daemon(home).await?;
+            let saved: serde_json::Value = call(&client, "god.save", &NoParams {}).await?;
+            print_line(&format!(
+                "zpm: saved {} app(s) to {}",
+                saved["apps"],
+                saved["path"].as_str().unwrap_or("?")
+            ))
+        }
+        Command::Resurrect(a) => {
+            let (client, _) = ensure_daemon(home).await?;
+            let rows: Vec<ProcessInfo> = call(&client, "god.resurrect", &NoParams {}).await?;
+            show_after(&client, &rows, a.json).await
+        }
+        Command::Startup { install } => crate::startup::run(home, install),
         Command::Agents(a) => {
             let (client, _) = ensure_daemon(home).await?;
             let agents: Vec<AgentInfo> = call(&client, "agents.list", &NoParams {}).await?;

@@ -12,10 +12,13 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Time a freshly launched spawner gets to take its lock before we look again.
 const GRACE: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A relaunched process that stays up this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
 
-pub async fn keep_spawner(god: Arc<God>, launcher: AgentLauncher) {
-    let lock = launcher.home.agent_lock("spawner");
+pub async fn keep_spawner(god: Arc<God>, agents: AgentLauncher) {
+    let lock = agents.home.agent_lock("spawner");
     let mut backoff = Duration::ZERO;
+    let mut relaunched_at = None;
     let mut ticks = tokio::time::interval(CHECK_EVERY);
     tokio::time::sleep(GRACE).await;
     loop {
@@ -25,7 +28,9 @@ pub async fn keep_spawner(god: Arc<God>, launcher: AgentLauncher) {
         }
         let Ok(probe) = HomeLock::acquire(&lock) else {
             // Held: the spawner lives. Forget old failures once it has been up a while.
-            backoff = backoff.saturating_sub(CHECK_EVERY);
+            if relaunched_at.is_some_and(|at: tokio::time::Instant| at.elapsed() >= STABLE_AFTER) {
+                backoff = Duration::ZERO;
+            }
             continue;
         };
         drop(probe);
@@ -35,9 +40,10 @@ pub async fn keep_spawner(god: Arc<God>, launcher: AgentLauncher) {
         if god.is_stopping() {
             return;
         }
-        if let Err(e) = launcher.launch("spawner") {
+        if let Err(e) = agents.launch("spawner") {
             tracing::error!(error = %e, "relaunching the spawner");
         }
+        relaunched_at = Some(tokio::time::Instant::now());
         backoff = (backoff * 2)
             .max(Duration::from_millis(100))
             .min(MAX_BACKOFF);

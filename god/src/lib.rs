@@ -40,11 +40,7 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
         ..zpm_bus::PublisherOptions::default()
     };
     let publisher = zpm_bus::Publisher::bind(&[&options.home.bus_endpoint()], bus_options).await?;
-    let god = Arc::new(God::new(
-        options.host.clone(),
-        publisher,
-        options.home.state_file(),
-    ));
+    let god = Arc::new(God::new(options.host.clone(), publisher, &options.home));
     let server = handlers::register(Arc::clone(&god))
         .bind(&[&options.home.rpc_endpoint()])
         .await?;

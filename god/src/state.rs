@@ -12,6 +12,8 @@ use zpm_rpc::{ErrorCode, PeerId, RpcError};
 pub struct God {
     pub host: String,
     state_file: std::path::PathBuf,
+    /// Where `zpm save` writes and `zpm resurrect` reads.
+    pub dump_file: std::path::PathBuf,
     warnings: Vec<String>,
     /// Set by `god.kill`: keepers must not relaunch anything any more.
     pub stopping: std::sync::atomic::AtomicBool,
@@ -30,13 +32,11 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl God {
-    pub fn new(
-        host: String,
-        publisher: zpm_bus::Publisher,
-        state_file: std::path::PathBuf,
-    ) -> Self {
+    pub fn new(host: String, publisher: zpm_bus::Publisher, home: &zpm_proto::home::Home) -> Self {
+        let state_file = home.state_file();
         let loaded = crate::persist::load(&state_file);
         Self {
+            dump_file: home.dump_file(),
             table: Mutex::new(Table::from_saved(loaded.state, &host)),
             host,
             state_file,

@@ -100,14 +100,23 @@ pub async fn start(
         return Err(RpcError::bad_params("no apps to start"));
     }
     check_names_free(&god, &params.apps)?;
+    start_specs(&god, &ctx, &params.apps).await
+}
+
+/// Spawns every instance of `apps`, persists, and waits until none is `launching`.
+pub async fn start_specs(
+    god: &God,
+    ctx: &Ctx,
+    apps: &[AppSpec],
+) -> Result<Vec<ProcessInfo>, RpcError> {
     let peer = god.spawner(SPAWNER_WAIT).await?;
     let mut ids = Vec::new();
-    for spec in &params.apps {
-        ids.extend(spawn_instances(&god, &ctx, &peer, spec, 0, spec.instances.max(1)).await?);
+    for spec in apps {
+        ids.extend(spawn_instances(god, ctx, &peer, spec, 0, spec.instances.max(1)).await?);
     }
     god.persist();
-    wait_launched(&god, &ids).await?;
-    Ok(rows(&god, &ids))
+    wait_launched(god, &ids).await?;
+    Ok(rows(god, &ids))
 }
 
 pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {

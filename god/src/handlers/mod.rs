@@ -2,6 +2,7 @@
 
 mod agents;
 mod apps;
+mod dump;
 
 use crate::state::God;
 use serde::Serialize;
@@ -38,6 +39,8 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .method("app.signal", on(&god, apps::signal))
         .method("app.scale", on(&god, apps::scale))
         .method("god.kill", on(&god, apps::kill))
+        .method("god.save", on(&god, dump::save))
+        .method("god.resurrect", on(&god, dump::resurrect))
         .method("agents.list", on(&god, agents::list))
         .method("agent.hello", on(&god, agents::hello))
         .method("agent.heartbeat", on(&god, agents::heartbeat))

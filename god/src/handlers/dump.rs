@@ -1,0 +1,101 @@
+//! `zpm save` and `zpm resurrect`: the dump is the apps God runs, one spec per app with its
+//! instance count, written atomically to `$ZPM_HOME/dump.json`.
+
+use super::apps::start_specs;
+use crate::persist::Desired;
+use crate::state::God;
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use zpm_proto::{AppSpec, ProcessInfo};
+use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
+
+#[derive(Serialize, Deserialize)]
+struct Dump {
+    version: u32,
+    apps: Vec<AppSpec>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Saved {
+    pub path: String,
+    pub apps: usize,
+}
+
+/// One spec per (name, namespace) among the apps that should run, instances counted.
+fn running_specs(god: &God) -> Vec<AppSpec> {
+    let table = god.table();
+    let mut specs: Vec<AppSpec> = Vec::new();
+    for proc in table.procs().filter(|p| p.desired == Desired::Running) {
+        match specs
+            .iter_mut()
+            .find(|s| s.name == proc.spec.name && s.namespace == proc.spec.namespace)
+        {
+            Some(spec) => spec.instances += 1,
+            None => specs.push(AppSpec {
+                instances: 1,
+                ..proc.spec.clone()
+            }),
+        }
+    }
+    specs
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> RpcError {
+    RpcError::internal(format!("{what}: {e}"))
+}
+
+pub async fn save(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Saved, RpcError> {
+    let dump = Dump {
+        version: 1,
+        apps: running_specs(&god),
+    };
+    let path = god.dump_file.clone();
+    let bytes = serde_json::to_vec_pretty(&dump).map_err(|e| internal("encoding dump", e))?;
+    write_atomically(&path, &bytes)
+        .map_err(|e| internal(&format!("writing {}", path.display()), e))?;
+    Ok(Saved {
+        path: path.display().to_string(),
+        apps: dump.apps.len(),
+    })
+}
+
+fn write_atomically(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
+/// Starts every app of the dump whose name is not already taken: never a second copy.
+pub async fn resurrect(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    let path = god.dump_file.clone();
+    let bytes = std::fs::read(&path).map_err(|e| {
+        RpcError::new(
+            ErrorCode::NotFound,
+            format!(
+                "no dump to resurrect from at {} ({e}); run `zpm save` first",
+                path.display()
+            ),
+        )
+    })?;
+    let dump: Dump = serde_json::from_slice(&bytes).map_err(|e| {
+        RpcError::new(
+            ErrorCode::BadParams,
+            format!("{} is not a zpm dump: {e}", path.display()),
+        )
+    })?;
+    let missing: Vec<AppSpec> = {
+        let table = god.table();
+        dump.apps
+            .into_iter()
+            .filter(|s| !table.name_taken(&s.name, &s.namespace))
+            .collect()
+    };
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    start_specs(&god, &ctx, &missing).await
+}
