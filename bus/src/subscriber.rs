@@ -206,6 +206,11 @@ impl Subscriber {
         if self.consumed >= (self.options.credit / 4).max(1) {
             let n = std::mem::take(&mut self.consumed);
             self.control(&Control::Credit { n }).await;
+            // zmq.rs writes the credit from its own connection task. While events are
+            // buffered our receive never yields, so without this the writer waits behind
+            // us and the publisher runs dry of credit although we keep up (measured:
+            // 23% loss 1→1 on two worker threads).
+            tokio::task::yield_now().await;
         }
     }
 

@@ -1,0 +1,106 @@
+//! `zpm-bench lifecycle`: the app lifecycle PM2 users feel — CLI latency, start/delete of
+//! 100 apps, crash → back online, memory idle / with 50 apps / after 10,000 restarts —
+//! measured for zpm and, in the same run, for PM2 when `pm2` is on PATH.
+
+pub mod crash;
+mod pm2;
+mod procfs;
+mod timing;
+mod zpm;
+
+use crate::report::Table;
+use serde::Serialize;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Settings {
+    /// The zpm binary to measure (default: `zpm` next to this executable).
+    #[arg(long)]
+    pub zpm: Option<std::path::PathBuf>,
+    /// Restarts of the crash-looping app in the churn run.
+    #[arg(long, default_value_t = 10_000)]
+    pub churn_restarts: u64,
+    /// Skip PM2 even if it is installed.
+    #[arg(long)]
+    pub no_pm2: bool,
+}
+
+/// One measured figure for zpm and (if measured) PM2.
+#[derive(Serialize, Clone, Debug)]
+pub struct Figure {
+    pub metric: String,
+    pub unit: String,
+    pub zpm: f64,
+    pub pm2: Option<f64>,
+    pub target: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Results {
+    pub figures: Vec<Figure>,
+    pub churn: zpm::Churn,
+    pub pm2_version: Option<String>,
+}
+
+pub fn run(settings: &Settings) -> anyhow::Result<Results> {
+    let zpm_figures = zpm::measure(settings)?;
+    let pm2 = if settings.no_pm2 {
+        None
+    } else {
+        pm2::Pm2::find()
+    };
+    let pm2_version = pm2.as_ref().map(|p| p.version.clone());
+    let pm2_figures = match &pm2 {
+        Some(pm2) => Some(pm2.measure()?),
+        None => None,
+    };
+    let figures = zpm_figures
+        .figures
+        .into_iter()
+        .map(|mut f| {
+            f.pm2 = pm2_figures.as_ref().and_then(|p| p.get(&f.metric).copied());
+            f
+        })
+        .collect();
+    Ok(Results {
+        figures,
+        churn: zpm_figures.churn,
+        pm2_version,
+    })
+}
+
+pub fn print(results: &Results) {
+    let pm2 = results
+        .pm2_version
+        .as_deref()
+        .map_or("PM2 (not run)".to_owned(), |v| format!("PM2 {v}"));
+    let mut table = Table::new("lifecycle", &["metric", "zpm", &pm2, "PM2 / zpm", "target"]);
+    for f in &results.figures {
+        table.row(vec![
+            f.metric.clone(),
+            format!("{:.1} {}", f.zpm, f.unit),
+            f.pm2.map_or("-".into(), |p| format!("{p:.1} {}", f.unit)),
+            f.pm2.map_or("-".into(), |p| {
+                if f.zpm > 0.0 {
+                    format!("{:.1}×", p / f.zpm)
+                } else {
+                    "-".into()
+                }
+            }),
+            f.target.clone(),
+        ]);
+    }
+    table.print();
+    let c = &results.churn;
+    println!(
+        "churn: {} restarts in {:.1} s; God+spawner RSS {:.1} → {:.1} MB; fds God {} → {}, spawner {} → {}; zombies under spawner {}",
+        c.restarts,
+        c.seconds,
+        c.rss_before_mb,
+        c.rss_after_mb,
+        c.god_fds_before,
+        c.god_fds_after,
+        c.spawner_fds_before,
+        c.spawner_fds_after,
+        c.zombies
+    );
+}

@@ -1,0 +1,212 @@
+//! The same scenarios against PM2 (`pm2` from npm), in its own temporary PM2_HOME.
+
+use super::procfs::rss_mb;
+use super::timing::{median_ms, poll, stdout, timed};
+use super::zpm::sleepers_file;
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+pub struct Pm2 {
+    pub version: String,
+    home: tempfile::TempDir,
+}
+
+impl Drop for Pm2 {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill"]).output();
+    }
+}
+
+/// PM2's daemon-side scripts the kill -9 scenario needs: PM2's own API, polled as fast as
+/// it answers, like zpm's in-process rpc client.
+const CRASH_SCRIPT: &str = r"
+const pm2 = require('pm2');
+const list = () => new Promise((ok, fail) => pm2.list((e, l) => (e ? fail(e) : ok(l))));
+const find = (l) => l.find((p) => p.name === 'victim');
+(async () => {
+  await new Promise((ok, fail) => pm2.connect((e) => (e ? fail(e) : ok())));
+  const times = [];
+  for (let i = 0; i < 20; i++) {
+    let before;
+    do { before = find(await list()); } while (!before || before.pm2_env.status !== 'online' || !before.pid);
+    const t0 = process.hrtime.bigint();
+    process.kill(before.pid, 'SIGKILL');
+    for (;;) {
+      const now = find(await list());
+      if (now && now.pid && now.pid !== before.pid && now.pm2_env.status === 'online') break;
+    }
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  console.log(JSON.stringify(times));
+  pm2.disconnect();
+})().catch((e) => { console.error(e); process.exit(1); });
+";
+
+impl Pm2 {
+    /// PM2 if `pm2` runs here.
+    pub fn find() -> Option<Self> {
+        let home = tempfile::Builder::new().prefix("pm2b").tempdir().ok()?;
+        let out = Command::new("pm2")
+            .arg("--version")
+            .env("PM2_HOME", home.path())
+            .output()
+            .ok()?;
+        let version = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()?
+            .trim()
+            .to_owned();
+        (out.status.success() && !version.is_empty()).then_some(Self { version, home })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("pm2");
+        command
+            .args(args)
+            .env("PM2_HOME", self.home.path())
+            .current_dir(self.home.path());
+        command
+    }
+
+    fn daemon_pid(&self) -> anyhow::Result<u32> {
+        let text =
+            std::fs::read_to_string(self.home.path().join("pm2.pid")).context("reading pm2.pid")?;
+        text.trim().parse().context("parsing pm2.pid")
+    }
+
+    pub fn online(&self) -> anyhow::Result<usize> {
+        let text = stdout(&mut self.cmd(&["jlist"]))?;
+        let start = text.find('[').unwrap_or(0);
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&text[start..]).context("parsing pm2 jlist")?;
+        Ok(rows
+            .iter()
+            .filter(|r| r["pm2_env"]["status"] == "online")
+            .count())
+    }
+
+    fn wait_online(&self, n: usize) -> anyhow::Result<()> {
+        poll(&format!("{n} PM2 apps online"), LIMIT, || {
+            Ok((self.online()? == n).then_some(()))
+        })
+    }
+
+    /// Figures by metric name, matching zpm's.
+    pub fn measure(&self) -> anyhow::Result<HashMap<String, f64>> {
+        let mut figures = HashMap::new();
+        timed(&mut self.cmd(&["ping"]))?;
+        let daemon = self.daemon_pid()?;
+        figures.insert("RSS idle, daemon processes".into(), rss_mb(daemon));
+        let pings = (0..10)
+            .map(|_| timed(&mut self.cmd(&["ping"])))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        figures.insert("ping (CLI wall time)".into(), median_ms(pings));
+
+        let eco50 = sleepers_file(self.home.path(), 50)?;
+        timed(&mut self.cmd(&["start", &eco50.display().to_string()]))?;
+        self.wait_online(50)?;
+        let lists = (0..10)
+            .map(|_| timed(&mut self.cmd(&["jlist"])))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        figures.insert("ls --json, 50 apps".into(), median_ms(lists));
+        figures.insert("RSS with 50 apps, daemon processes".into(), rss_mb(daemon));
+        timed(&mut self.cmd(&["delete", "all"]))?;
+
+        let eco100 = sleepers_file(self.home.path(), 100)?;
+        let started = Instant::now();
+        timed(&mut self.cmd(&["start", &eco100.display().to_string()]))?;
+        self.wait_online(100)?;
+        figures.insert(
+            "start 100 apps until all online".into(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        let deleted = timed(&mut self.cmd(&["delete", "all"]))?;
+        figures.insert(
+            "delete all (100 apps)".into(),
+            deleted.as_secs_f64() * 1000.0,
+        );
+        figures.insert("kill -9 → new pid online".into(), self.crash_to_online()?);
+        Ok(figures)
+    }
+
+    fn crash_to_online(&self) -> anyhow::Result<f64> {
+        let sleep = super::zpm::which("sleep")?.display().to_string();
+        let args = [
+            "start",
+            sleep.as_str(),
+            "--name",
+            "victim",
+            "--min-uptime",
+            "0",
+            "--interpreter",
+            "none",
+            "--",
+            "1000",
+        ];
+        timed(&mut self.cmd(&args))?;
+        let script = self.home.path().join("crash.js");
+        std::fs::write(&script, CRASH_SCRIPT).context("writing crash.js")?;
+        let node_path = stdout(Command::new("npm").args(["root", "-g"]))?;
+        let out = stdout(
+            Command::new("node")
+                .arg(&script)
+                .env("PM2_HOME", self.home.path())
+                .env("NODE_PATH", node_path.trim()),
+        )?;
+        let times: Vec<f64> = serde_json::from_str(out.lines().last().unwrap_or("[]"))
+            .context("parsing crash.js output")?;
+        let mut samples: Vec<Duration> = times
+            .iter()
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .collect();
+        samples.sort_unstable();
+        Ok(median_ms(samples))
+    }
+}
+
+impl Pm2 {
+    /// SIGKILL PM2's daemon with 3 apps running: what happens to them, and what `pm2 ls`
+    /// (which starts a new daemon) shows.
+    pub fn god_kill(&self) -> anyhow::Result<String> {
+        let marker = format!("pm2benchcrash{}", std::process::id());
+        let sleep = super::zpm::which("sleep")?.display().to_string();
+        for i in 0..3 {
+            let name = format!("talk{i}");
+            timed(&mut self.cmd(&[
+                "start",
+                &sleep,
+                "--name",
+                &name,
+                "--interpreter",
+                "none",
+                "--",
+                "1000",
+                &marker,
+            ]))?;
+        }
+        self.wait_online(3)?;
+        let daemon = self.daemon_pid()?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.cast_signed()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .context("kill -9 the PM2 daemon")?;
+        std::thread::sleep(Duration::from_secs(1));
+        let survivors = super::procfs::marked(&marker).len();
+        let listed_after = self.online()?;
+        let total_after = super::procfs::marked(&marker).len();
+        for pid in super::procfs::marked(&marker) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid.cast_signed()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        Ok(format!(
+            "1 s after SIGKILL of the daemon {survivors} of 3 apps still run unmanaged; `pm2 ls` started a new daemon that lists {listed_after} online; {total_after} app processes exist (orphans it does not know)"
+        ))
+    }
+}

@@ -1,0 +1,311 @@
+//! Driving zpm: the real binary in a temporary ZPM_HOME, plus an in-process rpc client
+//! where a CLI process per poll would measure the CLI instead of the daemon.
+
+use super::procfs::{fd_count, rss_mb, zombie_children};
+use super::timing::{median_ms, poll, stdout, timed};
+use super::{Figure, Settings};
+use anyhow::Context as _;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use zpm_proto::{AgentInfo, Pong, ProcessInfo, ProcessStatus};
+use zpm_rpc::{Client, NoParams};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Serialize, Debug, Default)]
+pub struct Churn {
+    pub restarts: u64,
+    pub seconds: f64,
+    pub rss_before_mb: f64,
+    pub rss_after_mb: f64,
+    pub god_fds_before: usize,
+    pub god_fds_after: usize,
+    pub spawner_fds_before: usize,
+    pub spawner_fds_after: usize,
+    pub zombies: usize,
+}
+
+pub struct ZpmFigures {
+    pub figures: Vec<Figure>,
+    pub churn: Churn,
+}
+
+pub struct Zpm {
+    exe: PathBuf,
+    pub home: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Drop for Zpm {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill"]).output();
+    }
+}
+
+fn figure(metric: &str, unit: &str, zpm: f64, target: &str) -> Figure {
+    Figure {
+        metric: metric.into(),
+        unit: unit.into(),
+        zpm,
+        pm2: None,
+        target: target.into(),
+    }
+}
+
+/// An absolute path for `name`, found on PATH.
+pub fn which(name: &str) -> anyhow::Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found on PATH"))
+}
+
+/// An ecosystem file of `n` apps running `sleep 1000` (usable by zpm and PM2).
+pub fn sleepers_file(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
+    let sleep = which("sleep")?;
+    let apps: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"name": format!("app{i}"), "script": sleep, "args": "1000", "interpreter": "none"}))
+        .collect();
+    let path = dir.join(format!("eco{n}.json"));
+    std::fs::write(&path, serde_json::json!({ "apps": apps }).to_string())
+        .context("writing ecosystem file")?;
+    Ok(path)
+}
+
+impl Zpm {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let exe = match &settings.zpm {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()
+                .context("locating zpm-bench")?
+                .with_file_name("zpm"),
+        };
+        anyhow::ensure!(
+            exe.is_file(),
+            "no zpm binary at {} (build it or pass --zpm)",
+            exe.display()
+        );
+        let home = tempfile::Builder::new()
+            .prefix("zb")
+            .tempdir()
+            .context("creating ZPM_HOME")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("runtime")?;
+        Ok(Self { exe, home, runtime })
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.exe);
+        command
+            .args(args)
+            .env("ZPM_HOME", self.home.path())
+            .current_dir(self.home.path());
+        command
+    }
+
+    fn call<R: serde::de::DeserializeOwned>(
+        &self,
+        client: &Client,
+        method: &str,
+    ) -> anyhow::Result<R> {
+        self.runtime
+            .block_on(client.call(method, &NoParams {}, Duration::from_secs(10)))
+            .with_context(|| format!("calling {method}"))
+    }
+
+    pub fn list(&self, client: &Client) -> anyhow::Result<Vec<ProcessInfo>> {
+        self.call(client, "app.list")
+    }
+
+    pub fn client(&self) -> Client {
+        let _guard = self.runtime.enter();
+        Client::new(&format!("ipc://{}/rpc.sock", self.home.path().display()))
+    }
+
+    /// God's and the spawner's pids, once the spawner has registered.
+    pub fn pids(&self, client: &Client) -> anyhow::Result<(u32, u32)> {
+        let god = self.call::<Pong>(client, "ping")?.pid;
+        let spawner = poll("spawner registered", LIMIT, || {
+            let agents: Vec<AgentInfo> = self.call(client, "agents.list")?;
+            Ok(agents
+                .iter()
+                .find(|a| a.role == "spawner" && a.connected)
+                .map(|a| a.pid))
+        })?;
+        Ok((god, spawner))
+    }
+}
+
+fn all_online(rows: &[ProcessInfo], n: usize) -> bool {
+    rows.len() == n && rows.iter().all(|r| r.status == ProcessStatus::Online)
+}
+
+pub fn measure(settings: &Settings) -> anyhow::Result<ZpmFigures> {
+    let zpm = Zpm::new(settings)?;
+    timed(&mut zpm.cmd(&["ping"]))?;
+    let client = zpm.client();
+    let (god, spawner) = zpm.pids(&client)?;
+    let mut figures = vec![figure(
+        "RSS idle, daemon processes",
+        "MB",
+        rss_mb(god) + rss_mb(spawner),
+        "≤ 10 MB (God + spawner)",
+    )];
+
+    let pings = (0..50)
+        .map(|_| timed(&mut zpm.cmd(&["ping"])))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    figures.push(figure(
+        "ping (CLI wall time)",
+        "ms",
+        median_ms(pings),
+        "≤ 5 ms",
+    ));
+
+    let eco50 = sleepers_file(zpm.home.path(), 50)?;
+    timed(&mut zpm.cmd(&["start", &eco50.display().to_string()]))?;
+    poll("50 online", LIMIT, || {
+        Ok(all_online(&zpm.list(&client)?, 50).then_some(()))
+    })?;
+    let lists = (0..30)
+        .map(|_| timed(&mut zpm.cmd(&["ls", "--json"])))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    figures.push(figure(
+        "ls --json, 50 apps",
+        "ms",
+        median_ms(lists),
+        "≤ 10 ms",
+    ));
+    figures.push(figure(
+        "RSS with 50 apps, daemon processes",
+        "MB",
+        rss_mb(god) + rss_mb(spawner),
+        "≤ 15 MB (God + spawner)",
+    ));
+    timed(&mut zpm.cmd(&["delete", "all"]))?;
+
+    let eco100 = sleepers_file(zpm.home.path(), 100)?;
+    let started = Instant::now();
+    stdout(&mut zpm.cmd(&["start", "--json", &eco100.display().to_string()]))?;
+    poll("100 online", LIMIT, || {
+        Ok(all_online(&zpm.list(&client)?, 100).then_some(()))
+    })?;
+    figures.push(figure(
+        "start 100 apps until all online",
+        "ms",
+        started.elapsed().as_secs_f64() * 1000.0,
+        "≤ 300 ms",
+    ));
+    let deleted = timed(&mut zpm.cmd(&["delete", "all"]))?;
+    figures.push(figure(
+        "delete all (100 apps)",
+        "ms",
+        deleted.as_secs_f64() * 1000.0,
+        "≤ 300 ms",
+    ));
+
+    figures.push(figure(
+        "kill -9 → new pid online",
+        "ms",
+        crash_to_online(&zpm, &client)?,
+        "≤ 10 ms",
+    ));
+    let churn = churn(&zpm, &client, (god, spawner), settings.churn_restarts)?;
+    Ok(ZpmFigures { figures, churn })
+}
+
+/// Median over 20 kills of: SIGKILL the app → `app.list` shows a new pid online.
+fn crash_to_online(zpm: &Zpm, client: &Client) -> anyhow::Result<f64> {
+    let sleep = which("sleep")?.display().to_string();
+    stdout(&mut zpm.cmd(&[
+        "start",
+        &sleep,
+        "--name",
+        "victim",
+        "--min-uptime",
+        "0",
+        "--",
+        "1000",
+    ]))?;
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let pid = poll("victim online", LIMIT, || {
+            Ok(zpm
+                .list(client)?
+                .first()
+                .filter(|r| r.status == ProcessStatus::Online)
+                .and_then(|r| r.pid))
+        })?;
+        let started = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.cast_signed()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .context("kill -9 the victim")?;
+        loop {
+            let rows = zpm.list(client)?;
+            if rows.first().is_some_and(|r| {
+                r.status == ProcessStatus::Online && r.pid.is_some_and(|p| p != pid)
+            }) {
+                break;
+            }
+            anyhow::ensure!(started.elapsed() < LIMIT, "victim never came back");
+        }
+        samples.push(started.elapsed());
+    }
+    timed(&mut zpm.cmd(&["delete", "victim"]))?;
+    Ok(median_ms(samples))
+}
+
+fn restarts(zpm: &Zpm, client: &Client) -> anyhow::Result<u64> {
+    Ok(zpm
+        .list(client)?
+        .first()
+        .map_or(0, |r| u64::from(r.restarts)))
+}
+
+/// A crash-looping app restarted `n` times: memory, fds and zombies before and after.
+fn churn(zpm: &Zpm, client: &Client, (god, spawner): (u32, u32), n: u64) -> anyhow::Result<Churn> {
+    let falsy = which("false")?.display().to_string();
+    let args = [
+        "start",
+        falsy.as_str(),
+        "--name",
+        "churn",
+        "--min-uptime",
+        "0",
+        "--max-restarts",
+        "4000000000",
+    ];
+    stdout(&mut zpm.cmd(&args))?;
+    let warm = 200;
+    poll("warm-up restarts", LIMIT, || {
+        Ok((restarts(zpm, client)? >= warm).then_some(()))
+    })?;
+    let mut churn = Churn {
+        rss_before_mb: rss_mb(god) + rss_mb(spawner),
+        god_fds_before: fd_count(god),
+        spawner_fds_before: fd_count(spawner),
+        ..Churn::default()
+    };
+    let started = Instant::now();
+    let first = restarts(zpm, client)?;
+    poll("churn restarts", Duration::from_secs(600), || {
+        std::thread::sleep(Duration::from_millis(100));
+        Ok((restarts(zpm, client)? >= first + n).then_some(()))
+    })?;
+    churn.seconds = started.elapsed().as_secs_f64();
+    churn.restarts = restarts(zpm, client)? - first;
+    timed(&mut zpm.cmd(&["stop", "churn"]))?;
+    churn.rss_after_mb = rss_mb(god) + rss_mb(spawner);
+    churn.god_fds_after = fd_count(god);
+    churn.spawner_fds_after = fd_count(spawner);
+    churn.zombies = zombie_children(spawner);
+    Ok(churn)
+}

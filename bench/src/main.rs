@@ -1,0 +1,180 @@
+//! zpm-bench: measures zpm-rpc round trips and throughput, and zpm-bus delivery, loss and
+//! memory under a stalled subscriber (in this one process, over ipc in a temporary
+//! directory or loopback tcp); and the real `zpm` binary's app lifecycle and crash
+//! recovery, side by side with PM2 when it is installed.
+
+mod bus;
+mod lifecycle;
+mod report;
+mod rpc;
+mod rss;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "zpm-bench", about = "Benchmarks for zpm's rpc and event bus")]
+struct Cli {
+    /// Tokio worker threads shared by servers, clients, publisher and subscribers.
+    #[arg(long, global = true, default_value_t = 2)]
+    workers: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Round-trip latency and throughput of zpm-rpc.
+    Rpc(RpcArgs),
+    /// Delivery rate, loss and stalled-subscriber memory of zpm-bus.
+    Bus(BusArgs),
+    /// rpc, then bus.
+    All(AllArgs),
+    /// The real zpm binary vs PM2: CLI latency, start/delete 100 apps, kill -9 → online, RSS, churn.
+    Lifecycle(LifecycleArgs),
+    /// SIGKILL God, then the spawner, with apps running (and PM2's daemon, for comparison).
+    Crash(LifecycleArgs),
+}
+
+#[derive(Args)]
+struct LifecycleArgs {
+    #[command(flatten)]
+    settings: lifecycle::Settings,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the scenarios that drive real processes (they bring their own runtime).
+fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
+    let (args, crash) = match command {
+        Command::Lifecycle(args) => (args, false),
+        Command::Crash(args) => (args, true),
+        _ => return None,
+    };
+    Some((|| {
+        if crash {
+            let results = lifecycle::crash::run(&args.settings)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).context("encoding JSON")?
+                );
+            } else {
+                lifecycle::crash::print(&results);
+            }
+        } else {
+            let results = lifecycle::run(&args.settings)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).context("encoding JSON")?
+                );
+            } else {
+                lifecycle::print(&results);
+            }
+        }
+        Ok(())
+    })())
+}
+
+#[derive(Args)]
+struct RpcArgs {
+    #[command(flatten)]
+    rpc: rpc::Settings,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BusArgs {
+    #[command(flatten)]
+    bus: bus::Settings,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AllArgs {
+    #[command(flatten)]
+    rpc: rpc::Settings,
+    #[command(flatten)]
+    bus: bus::Settings,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything measured in one run; `--json` prints this.
+#[derive(Serialize)]
+struct Report {
+    workers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc: Option<rpc::Results>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bus: Option<bus::Results>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(outcome) = run_processes(&cli.command) {
+        return outcome;
+    }
+    let workers = cli.workers.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let (report, json) = runtime.block_on(run(cli.command, workers))?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).context("encoding the results as JSON")?;
+        println!("{text}");
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)> {
+    let mut report = Report {
+        workers,
+        rpc: None,
+        bus: None,
+    };
+    let json = match command {
+        Command::Rpc(args) => {
+            report.rpc = Some(rpc::run(&args.rpc).await?);
+            args.json
+        }
+        Command::Bus(args) => {
+            report.bus = Some(bus::run(&args.bus).await?);
+            args.json
+        }
+        Command::All(args) => {
+            report.rpc = Some(rpc::run(&args.rpc).await?);
+            report.bus = Some(bus::run(&args.bus).await?);
+            args.json
+        }
+        Command::Lifecycle(_) | Command::Crash(_) => unreachable!("run before the runtime starts"),
+    };
+    Ok((report, json))
+}
+
+fn print(report: &Report) {
+    println!(
+        "zpm-bench: everything in this one process on a multi-thread tokio runtime with {} worker(s)\n",
+        report.workers
+    );
+    if let Some(rpc) = &report.rpc {
+        rpc::print(rpc);
+        println!();
+    }
+    if let Some(bus) = &report.bus {
+        bus::print(bus);
+        println!();
+    }
+}
