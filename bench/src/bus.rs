@@ -34,7 +34,7 @@ pub struct Settings {
     #[arg(long, default_value_t = 10_000_000)]
     stall_events: u64,
     /// Credit window of every subscriber; the publisher stays within half of it.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 4096)]
     credit: u32,
     /// Make each reader yield to the runtime after this many events (0: never). Reading
     /// without ever yielding is what the plain `recv_raw` loop does.

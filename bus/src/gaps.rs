@@ -7,41 +7,53 @@ const MAX_STREAMS: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct SeqTracker {
-    last: HashMap<(String, String), u64>,
+    /// source → topic → last seq; nested so a lookup allocates nothing.
+    last: HashMap<String, HashMap<String, u64>>,
+    streams: usize,
     missed: u64,
 }
 
 impl SeqTracker {
     /// Records one event; returns how many events of this stream were missed before it.
     pub fn observe(&mut self, source: &str, topic: &str, seq: u64) -> u64 {
-        if self.last.len() >= MAX_STREAMS {
-            tracing::warn!(
-                streams = self.last.len(),
-                "seq tracker full; forgetting all streams"
-            );
-            self.last.clear();
-        }
-        let key = (source.to_owned(), topic.to_owned());
-        let missed = match self.last.get(&key) {
-            Some(&last) if seq > last => seq - last - 1,
-            Some(&last) => {
-                tracing::info!(
-                    source,
-                    topic,
-                    seq,
-                    last,
-                    "sequence restarted (source restarted?)"
-                );
-                0
-            }
-            None => 0,
+        let Some(last) = self.last.get_mut(source).and_then(|t| t.get_mut(topic)) else {
+            self.first_of_stream(source, topic, seq);
+            return 0;
         };
-        self.last.insert(key, seq);
+        let missed = if seq > *last {
+            seq - *last - 1
+        } else {
+            tracing::info!(
+                source,
+                topic,
+                seq,
+                last = *last,
+                "sequence restarted (source restarted?)"
+            );
+            0
+        };
+        *last = seq;
         if missed > 0 {
             self.missed += missed;
             tracing::warn!(source, topic, seq, missed, "gap in event sequence");
         }
         missed
+    }
+
+    fn first_of_stream(&mut self, source: &str, topic: &str, seq: u64) {
+        if self.streams >= MAX_STREAMS {
+            tracing::warn!(
+                streams = self.streams,
+                "seq tracker full; forgetting all streams"
+            );
+            self.last.clear();
+            self.streams = 0;
+        }
+        self.streams += 1;
+        self.last
+            .entry(source.to_owned())
+            .or_default()
+            .insert(topic.to_owned(), seq);
     }
 
     /// Events missed across all streams so far.

@@ -81,7 +81,7 @@ pub struct PublisherStats {
 }
 
 enum Command {
-    Publish { topic: Bytes, body: Vec<u8> },
+    Publish { topic: String, body: Vec<u8> },
     Raw { topic: Bytes, payload: Bytes },
     Subscribers(oneshot::Sender<Vec<SubscriberInfo>>),
 }
@@ -150,7 +150,7 @@ impl Publisher {
             topic: topic.to_owned(),
             reason: e.to_string(),
         })?;
-        let topic = Bytes::copy_from_slice(topic.as_bytes());
+        let topic = topic.to_owned();
         self.send(Command::Publish { topic, body }).await
     }
 
@@ -241,9 +241,8 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish { topic, body } => {
-                let topic_str = String::from_utf8_lossy(&topic).into_owned();
-                let payload = self.source.encode_body(&topic_str, &body);
-                self.fan_out(&topic, &payload).await;
+                let payload = self.source.encode_body(&topic, &body);
+                self.fan_out(&Bytes::from(topic), &payload).await;
             }
             Command::Raw { topic, payload } => self.fan_out(&topic, &payload).await,
             Command::Subscribers(reply) => {
