@@ -1,6 +1,6 @@
 //! The same scenarios against PM2 (`pm2` from npm), in its own temporary PM2_HOME.
 
-use super::procfs::rss_mb;
+use super::procfs::{pss_mb, rss_mb};
 use super::timing::{median_ms, poll, stdout, timed};
 use super::zpm::sleepers_file;
 use anyhow::Context as _;
@@ -80,9 +80,12 @@ impl Pm2 {
 
     pub fn online(&self) -> anyhow::Result<usize> {
         let text = stdout(&mut self.cmd(&["jlist"]))?;
-        let start = text.find('[').unwrap_or(0);
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&text[start..]).context("parsing pm2 jlist")?;
+        // A freshly spawned daemon prints "[PM2] …" banners before the JSON line.
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .context("no JSON array in pm2 jlist output")?;
         Ok(rows
             .iter()
             .filter(|r| r["pm2_env"]["status"] == "online")
@@ -101,6 +104,7 @@ impl Pm2 {
         timed(&mut self.cmd(&["ping"]))?;
         let daemon = self.daemon_pid()?;
         figures.insert("RSS idle, daemon processes".into(), rss_mb(daemon));
+        figures.insert("PSS idle, daemon processes".into(), pss_mb(daemon));
         let pings = (0..10)
             .map(|_| timed(&mut self.cmd(&["ping"])))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -134,20 +138,14 @@ impl Pm2 {
     }
 
     fn crash_to_online(&self) -> anyhow::Result<f64> {
-        let sleep = super::zpm::which("sleep")?.display().to_string();
-        let args = [
-            "start",
-            sleep.as_str(),
-            "--name",
-            "victim",
-            "--min-uptime",
-            "0",
-            "--interpreter",
-            "none",
-            "--",
-            "1000",
-        ];
-        timed(&mut self.cmd(&args))?;
+        // PM2's CLI has no --min-uptime: use its ecosystem keys, so 20 quick kills are not
+        // counted as unstable restarts (zpm's victim gets --min-uptime 0 too).
+        let sleep = super::zpm::which("sleep")?;
+        let victim = serde_json::json!({"apps": [{"name": "victim", "script": sleep, "args": "1000",
+            "interpreter": "none", "min_uptime": 0, "max_restarts": 1000}]});
+        let eco = self.home.path().join("victim.json");
+        std::fs::write(&eco, victim.to_string()).context("writing victim.json")?;
+        timed(&mut self.cmd(&["start", &eco.display().to_string()]))?;
         let script = self.home.path().join("crash.js");
         std::fs::write(&script, CRASH_SCRIPT).context("writing crash.js")?;
         let node_path = stdout(Command::new("npm").args(["root", "-g"]))?;
@@ -173,21 +171,13 @@ impl Pm2 {
     /// (which starts a new daemon) shows.
     pub fn god_kill(&self) -> anyhow::Result<String> {
         let marker = format!("pm2benchcrash{}", std::process::id());
-        let sleep = super::zpm::which("sleep")?.display().to_string();
-        for i in 0..3 {
-            let name = format!("talk{i}");
-            timed(&mut self.cmd(&[
-                "start",
-                &sleep,
-                "--name",
-                &name,
-                "--interpreter",
-                "none",
-                "--",
-                "1000",
-                &marker,
-            ]))?;
-        }
+        let apps: Vec<serde_json::Value> = (0..3)
+            .map(|i| serde_json::json!({"name": format!("talk{i}"), "script": "/bin/sh", "interpreter": "none",
+                "args": ["-c", "while true; do sleep 1; done", marker]}))
+            .collect();
+        let eco = self.home.path().join("crash.json");
+        std::fs::write(&eco, serde_json::json!({ "apps": apps }).to_string()).context("writing crash.json")?;
+        timed(&mut self.cmd(&["start", &eco.display().to_string()]))?;
         self.wait_online(3)?;
         let daemon = self.daemon_pid()?;
         nix::sys::signal::kill(

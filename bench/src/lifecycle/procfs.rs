@@ -1,20 +1,24 @@
 //! Reading processes from /proc: resident memory, open fds, zombie children.
 
-/// Resident set size of `pid` in MB (VmRSS).
-pub fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+fn kb_field(file: &str, key: &str) -> f64 {
+    std::fs::read_to_string(file)
         .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| {
-                    v.split_whitespace()
-                        .next()
-                        .and_then(|kb| kb.parse::<f64>().ok())
-                })
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next().and_then(|kb| kb.parse::<f64>().ok()))
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resident set size of `pid` in MB (VmRSS): shared pages counted in full.
+pub fn rss_mb(pid: u32) -> f64 {
+    kb_field(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// Proportional set size in MB: shared pages split among the processes mapping them.
+pub fn pss_mb(pid: u32) -> f64 {
+    kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
 
 pub fn fd_count(pid: u32) -> usize {
