@@ -161,26 +161,28 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// Every live (non-zombie) process as (pid, argv), this test process excluded.
+fn live_processes() -> impl Iterator<Item = (u32, PathBuf, Vec<String>)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (pid != std::process::id() && !is_zombie(pid)).then(|| (pid, entry.path(), argv))
+        })
+}
+
 pub fn marked_processes(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmdline).contains(marker)
-            && !is_zombie(pid)
-            && pid != std::process::id()
-        {
-            found.push(pid);
-        }
-    }
+    let mut found: Vec<u32> = live_processes()
+        .filter(|(_, _, argv)| argv.iter().any(|a| a.contains(marker)))
+        .map(|(pid, _, _)| pid)
+        .collect();
     found.sort_unstable();
     found
 }
@@ -188,33 +190,16 @@ pub fn marked_processes(marker: &str) -> Vec<u32> {
 /// Live `zpm daemon` / `zpm agent ROLE` processes serving `home`.
 pub fn zpm_processes(home: &Path, kind: &[&str]) -> Vec<u32> {
     let want_env = format!("ZPM_HOME={}", home.display());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.len() < kind.len() + 1 || args[1..=kind.len()] != *kind || !args[0].ends_with("zpm")
-        {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let has_home = environ.split(|b| *b == 0).any(|e| e == want_env.as_bytes());
-        if has_home && !is_zombie(pid) {
-            found.push(pid);
-        }
-    }
-    found
+    live_processes()
+        .filter(|(_, _, argv)| {
+            argv.len() > kind.len() && argv[1..=kind.len()] == *kind && argv[0].ends_with("zpm")
+        })
+        .filter(|(_, dir, _)| {
+            let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+            environ.split(|b| *b == 0).any(|e| e == want_env.as_bytes())
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 pub fn status(row: &Value) -> &str {

@@ -35,6 +35,19 @@ pub struct Outcome {
     pub orphans: usize,
 }
 
+impl Outcome {
+    /// Compares the app pids before and after, and counts marked processes in /proc.
+    fn measure(started: Instant, before: &[u32], after: &[u32], marker: &str) -> Self {
+        let live = marked(marker);
+        Self {
+            converged_ms: started.elapsed().as_secs_f64() * 1000.0,
+            restarted_apps: before.iter().filter(|p| !after.contains(p)).count(),
+            duplicates: live.len().saturating_sub(APPS),
+            orphans: live.iter().filter(|p| !after.contains(p)).count(),
+        }
+    }
+}
+
 fn sigkill(pid: u32) -> anyhow::Result<()> {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid.cast_signed()),
@@ -98,14 +111,7 @@ fn kill_god(zpm: &Zpm, client: &zpm_rpc::Client, marker: &str) -> anyhow::Result
         };
         Ok(online_pids(zpm, client).filter(|_| new_god != god))
     })?;
-    let converged_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let live = marked(marker);
-    Ok(Outcome {
-        converged_ms,
-        restarted_apps: before.iter().filter(|p| !after.contains(p)).count(),
-        duplicates: live.len().saturating_sub(APPS),
-        orphans: live.iter().filter(|p| !after.contains(p)).count(),
-    })
+    Ok(Outcome::measure(started, &before, &after, marker))
 }
 
 fn kill_spawner(zpm: &Zpm, client: &zpm_rpc::Client, marker: &str) -> anyhow::Result<Outcome> {
@@ -116,14 +122,7 @@ fn kill_spawner(zpm: &Zpm, client: &zpm_rpc::Client, marker: &str) -> anyhow::Re
     let after = poll("every app online again", LIMIT, || {
         Ok(online_pids(zpm, client).filter(|pids| pids.iter().all(|p| !before.contains(p))))
     })?;
-    let converged_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let live = marked(marker);
-    Ok(Outcome {
-        converged_ms,
-        restarted_apps: before.iter().filter(|p| !after.contains(p)).count(),
-        duplicates: live.len().saturating_sub(APPS),
-        orphans: live.iter().filter(|p| !after.contains(p)).count(),
-    })
+    Ok(Outcome::measure(started, &before, &after, marker))
 }
 
 pub fn print(results: &Results) {

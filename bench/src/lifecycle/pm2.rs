@@ -176,7 +176,8 @@ impl Pm2 {
                 "args": ["-c", "while true; do sleep 1; done", marker]}))
             .collect();
         let eco = self.home.path().join("crash.json");
-        std::fs::write(&eco, serde_json::json!({ "apps": apps }).to_string()).context("writing crash.json")?;
+        std::fs::write(&eco, serde_json::json!({ "apps": apps }).to_string())
+            .context("writing crash.json")?;
         timed(&mut self.cmd(&["start", &eco.display().to_string()]))?;
         self.wait_online(3)?;
         let daemon = self.daemon_pid()?;

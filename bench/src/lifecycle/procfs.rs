@@ -6,7 +6,11 @@ fn kb_field(file: &str, key: &str) -> f64 {
         .and_then(|text| {
             text.lines()
                 .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next().and_then(|kb| kb.parse::<f64>().ok()))
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .next()
+                        .and_then(|kb| kb.parse::<f64>().ok())
+                })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
