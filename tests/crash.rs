@@ -251,3 +251,23 @@ fn startup_prints_a_unit_that_resurrects() {
     );
     assert!(unit.contains("WantedBy=multi-user.target"));
 }
+
+#[test]
+fn a_silent_agent_is_marked_down_and_back_up() {
+    let zpm = Zpm::new();
+    let connected = |zpm: &Zpm| -> Option<bool> {
+        let agents = zpm.json(&["agents"]);
+        agents.as_array()?.iter().find(|a| a["role"] == "spawner")?["connected"].as_bool()
+    };
+    poll("spawner connected", || connected(&zpm).filter(|c| *c));
+    let spawner = zpm_processes(zpm.home(), &["agent", "spawner"])[0];
+    let pid = Pid::from_raw(spawner.cast_signed());
+    // Alive (its lock held) but silent: only the missing heartbeats can tell.
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let down = std::panic::catch_unwind(|| {
+        poll("spawner marked down", || connected(&zpm).filter(|c| !*c))
+    });
+    kill(pid, Signal::SIGCONT).unwrap();
+    assert!(down.is_ok(), "a stopped spawner was never marked down");
+    poll("spawner back up", || connected(&zpm).filter(|c| *c));
+}

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use zpm_proto::{AgentHello, AgentInfo};
 use zpm_rpc::PeerId;
 
-/// An agent not heard from for this long is down.
-pub const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// An agent not heard from for this long is down: three missed 500 ms heartbeats, so with
+/// the 100 ms sweep a silent agent is marked down well within 2 s.
+pub const AGENT_TIMEOUT: Duration = Duration::from_millis(1500);
 
 pub struct AgentEntry {
     pub hello: AgentHello,
@@ -107,7 +108,7 @@ impl Registry {
 
 /// Publishes `agent:down` for agents that stopped heartbeating.
 pub async fn watch_liveness(god: Arc<God>) {
-    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
     loop {
         ticks.tick().await;
         let down = god.registry().sweep();
