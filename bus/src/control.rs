@@ -10,6 +10,9 @@ pub(crate) enum Control {
         v: u32,
         prefixes: Vec<String>,
         credit: u32,
+        /// Bytes of events the publisher may have in flight (0 or absent: its maximum).
+        #[serde(default)]
+        credit_bytes: u64,
     },
     /// Returns `n` credits after consuming `n` events.
     Credit { n: u32 },
@@ -41,6 +44,7 @@ mod tests {
                 v: 1,
                 prefixes: vec!["log:".into()],
                 credit: 10,
+                credit_bytes: 0,
             },
             Control::Credit { n: 4 },
             Control::Heartbeat,

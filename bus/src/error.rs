@@ -16,4 +16,8 @@ pub enum BusError {
     Zmq(#[from] zeromq::ZmqError),
     #[error("the publisher has stopped")]
     Closed,
+    #[error("the publisher's queue is full; event dropped")]
+    Full,
+    #[error("event of {bytes} bytes is larger than the publisher's whole queue")]
+    TooLarge { bytes: usize },
 }

@@ -1,8 +1,10 @@
 //! The publishing side: a ROUTER that knows each subscriber's prefixes and credit.
 //!
 //! One task owns the subscriber table. It never waits on a subscriber: an event is written
-//! to a subscriber only while it has credit, and credit is capped below zmq.rs's per-peer
-//! queue (100k messages), so a stalled subscriber costs at most its credit window.
+//! to a subscriber only while it has credit — in events and in bytes — and every write is
+//! admitted by the guard's ledger, which cuts off a peer that lets messages pile up
+//! instead of waiting for it. Control messages and events take turns in the task, so a
+//! peer flooding control messages slows only its own share.
 
 use crate::control::Control;
 use crate::error::BusError;
@@ -12,15 +14,16 @@ use crate::{DroppedReport, TOPIC_DROPPED, TOPIC_RESUBSCRIBE};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use zeromq::{
     RouterRecvHalf, RouterSendHalf, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage,
 };
+use zpm_rpc::guard::{Guard, GuardCounters, GuardLimits, Ledger, Peer, hex};
 
 /// Tuning for a [`Publisher`].
 #[derive(Debug, Clone)]
@@ -30,14 +33,21 @@ pub struct PublisherOptions {
     /// `host` stamped on events this publisher originates.
     pub host: String,
     pub version: u32,
-    /// Largest credit window a subscriber may hold (kept below zmq.rs's 100k peer queue).
+    /// Largest credit window a subscriber may hold, in events (kept below zmq.rs's 100k
+    /// peer queue).
     pub max_credit: u32,
+    /// Largest credit window a subscriber may hold, in bytes of events in flight.
+    pub max_credit_bytes: u64,
     /// A subscriber silent this long is forgotten (subscribers heartbeat every second).
     pub silence_timeout: Duration,
     /// Most subscribers at once; further subscriptions are ignored and logged.
     pub max_subscribers: usize,
     /// Events waiting for the publisher task.
     pub queue: usize,
+    /// Bytes of events waiting for the publisher task.
+    pub queue_bytes: usize,
+    /// Largest control message a subscriber may send.
+    pub max_control_bytes: u64,
 }
 
 impl Default for PublisherOptions {
@@ -47,9 +57,26 @@ impl Default for PublisherOptions {
             host: String::new(),
             version: 1,
             max_credit: 65_536,
+            max_credit_bytes: 8 * 1024 * 1024,
             silence_timeout: Duration::from_secs(10),
-            max_subscribers: 1024,
+            max_subscribers: 256,
             queue: 4096,
+            queue_bytes: 16 * 1024 * 1024,
+            max_control_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl PublisherOptions {
+    /// What the guard lets each peer send and have queued: control messages only in, at
+    /// most a full credit window (plus a few replies) out.
+    fn guard_limits(&self) -> GuardLimits {
+        GuardLimits {
+            max_message_bytes: self.max_control_bytes,
+            max_frames: 4,
+            max_queued_messages: u64::from(self.max_credit) + 4096,
+            max_queued_bytes: self.max_credit_bytes + 4 * 1024 * 1024,
+            ..GuardLimits::default()
         }
     }
 }
@@ -57,13 +84,15 @@ impl Default for PublisherOptions {
 /// What the publisher knows of one subscriber.
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriberInfo {
-    /// The zeromq routing identity, hex.
+    /// The routing identity, hex.
     pub id: String,
     pub prefixes: Vec<String>,
     /// Credit left: events it may still be sent.
     pub credit: u32,
     /// Events sent and not yet acknowledged by returned credit.
     pub lag: u32,
+    /// Bytes of events sent and not yet acknowledged.
+    pub lag_bytes: u64,
     pub sent: u64,
     pub dropped: u64,
     pub silent_ms: u64,
@@ -78,11 +107,21 @@ pub struct PublisherStats {
     /// Control messages or relayed events that did not decode.
     pub malformed: AtomicU64,
     pub subscribers_forgotten: AtomicU64,
+    /// Relayed events refused because the publisher's queue was full.
+    pub queue_full: AtomicU64,
 }
 
 enum Command {
-    Publish { topic: String, body: Vec<u8> },
-    Raw { topic: Bytes, payload: Bytes },
+    Publish {
+        topic: String,
+        body: Vec<u8>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Raw {
+        topic: Bytes,
+        payload: Bytes,
+        _permit: OwnedSemaphorePermit,
+    },
     Subscribers(oneshot::Sender<Vec<SubscriberInfo>>),
 }
 
@@ -91,44 +130,66 @@ enum Command {
 #[derive(Clone)]
 pub struct Publisher {
     commands: mpsc::Sender<Command>,
+    queue_bytes: Arc<Semaphore>,
+    queue_bytes_max: usize,
     stats: Arc<PublisherStats>,
+    ledger: Arc<Ledger>,
     endpoints: Arc<Vec<String>>,
     _task: Arc<AbortOnDrop>,
 }
 
-struct AbortOnDrop(JoinHandle<()>);
+/// Stops the task and the guards (the endpoints) with the last handle.
+struct AbortOnDrop {
+    task: JoinHandle<()>,
+    _guards: Vec<Guard>,
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
 impl Publisher {
-    /// Binds every endpoint (ipc or loopback tcp) and starts publishing.
+    /// Binds every endpoint (ipc or loopback tcp, each behind a guard) and starts
+    /// publishing.
     pub async fn bind(endpoints: &[&str], options: PublisherOptions) -> Result<Self, BusError> {
         let mut socket = zeromq::RouterSocket::new();
         let monitor = socket.monitor();
+        let ledger = Ledger::new(options.guard_limits());
         let mut bound = Vec::new();
+        let mut guards = Vec::new();
         for endpoint in endpoints {
-            bound.push(zpm_rpc::bind_endpoint(&mut socket, endpoint).await?);
+            let (name, guard) = zpm_rpc::bind_endpoint(&mut socket, endpoint, &ledger).await?;
+            bound.push(name);
+            guards.push(guard);
         }
         let (send, recv) = socket.split();
         let (commands, commands_rx) = mpsc::channel(options.queue.max(1));
+        let queue_bytes_max = options.queue_bytes.max(1);
+        let queue_bytes = Arc::new(Semaphore::new(queue_bytes_max));
         let stats = Arc::new(PublisherStats::default());
         let table = State {
             source: EventSource::new(&options.source, &options.host, options.version),
             options,
             subscribers: HashMap::new(),
+            asked_to_resubscribe: HashMap::new(),
             send,
+            ledger: Arc::clone(&ledger),
             stats: Arc::clone(&stats),
         };
         let task = tokio::spawn(table.run(recv, monitor, commands_rx));
         Ok(Self {
             commands,
+            queue_bytes,
+            queue_bytes_max,
             stats,
+            ledger,
             endpoints: Arc::new(bound),
-            _task: Arc::new(AbortOnDrop(task)),
+            _task: Arc::new(AbortOnDrop {
+                task,
+                _guards: guards,
+            }),
         })
     }
 
@@ -140,7 +201,13 @@ impl Publisher {
         &self.stats
     }
 
-    /// Publishes `data` on `topic` as an event of this publisher's own source.
+    /// What the guard counted: connections, peers cut off and why.
+    pub fn guard_counters(&self) -> GuardCounters {
+        self.ledger.stats().snapshot()
+    }
+
+    /// Publishes `data` on `topic` as an event of this publisher's own source; waits for
+    /// room in the queue.
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         topic: &str,
@@ -150,45 +217,105 @@ impl Publisher {
             topic: topic.to_owned(),
             reason: e.to_string(),
         })?;
+        let permit = self.room_for(topic.len() + body.len()).await?;
         let topic = topic.to_owned();
-        self.send(Command::Publish { topic, body }).await
-    }
-
-    /// Publishes an event encoded elsewhere (by an agent's [`EventSource`]) byte for byte.
-    /// A payload without a readable envelope is counted as malformed and not published.
-    pub async fn publish_raw(&self, topic: Bytes, payload: Bytes) -> Result<(), BusError> {
-        if let Err(e) = EventHeader::decode(&payload) {
-            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
-        self.send(Command::Raw { topic, payload }).await
-    }
-
-    /// Re-publishes an event an agent sent up its connection.
-    pub async fn relay(&self, event: RelayEvent) -> Result<(), BusError> {
-        self.publish_raw(Bytes::from(event.topic), Bytes::from(event.payload))
+        self.commands
+            .send(Command::Publish {
+                topic,
+                body,
+                _permit: permit,
+            })
             .await
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Publishes an event encoded elsewhere (by an agent's [`EventSource`]) byte for byte,
+    /// waiting for room in the queue. A payload without a readable envelope is counted as
+    /// malformed and not published.
+    pub async fn publish_raw(&self, topic: Bytes, payload: Bytes) -> Result<(), BusError> {
+        self.check_envelope(&payload)?;
+        let permit = self.room_for(topic.len() + payload.len()).await?;
+        self.commands
+            .send(Command::Raw {
+                topic,
+                payload,
+                _permit: permit,
+            })
+            .await
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Re-publishes an event a peer sent up its connection. Never waits: with the queue
+    /// full (in events or bytes) the event is dropped and counted (`queue_full`), so a
+    /// peer flooding events cannot hold up whoever relays them.
+    pub fn relay(&self, event: RelayEvent) -> Result<(), BusError> {
+        let payload = Bytes::from(event.payload);
+        self.check_envelope(&payload)?;
+        let topic = Bytes::from(event.topic);
+        let full = |stats: &PublisherStats| {
+            stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            BusError::Full
+        };
+        let Some(permit) = self.try_room_for(topic.len() + payload.len()) else {
+            return Err(full(&self.stats));
+        };
+        self.commands
+            .try_send(Command::Raw {
+                topic,
+                payload,
+                _permit: permit,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => full(&self.stats),
+                mpsc::error::TrySendError::Closed(_) => BusError::Closed,
+            })
     }
 
     /// What the publisher knows of each current subscriber.
     pub async fn subscribers(&self) -> Result<Vec<SubscriberInfo>, BusError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Subscribers(tx)).await?;
+        self.commands
+            .send(Command::Subscribers(tx))
+            .await
+            .map_err(|_| BusError::Closed)?;
         rx.await.map_err(|_| BusError::Closed)
     }
 
-    async fn send(&self, command: Command) -> Result<(), BusError> {
-        self.commands
-            .send(command)
+    fn check_envelope(&self, payload: &[u8]) -> Result<(), BusError> {
+        EventHeader::decode(payload).map(drop).inspect_err(|_| {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Waits for `bytes` of room in the queue; an event larger than the whole queue is
+    /// refused.
+    async fn room_for(&self, bytes: usize) -> Result<OwnedSemaphorePermit, BusError> {
+        let n = u32::try_from(bytes.max(1))
+            .ok()
+            .filter(|n| *n as usize <= self.queue_bytes_max)
+            .ok_or(BusError::TooLarge { bytes })?;
+        Arc::clone(&self.queue_bytes)
+            .acquire_many_owned(n)
             .await
             .map_err(|_| BusError::Closed)
     }
-}
 
+    fn try_room_for(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes.max(1)).ok()?;
+        Arc::clone(&self.queue_bytes).try_acquire_many_owned(n).ok()
+    }
+}
 struct Subscription {
     prefixes: Vec<Bytes>,
+    /// The guard's view of this peer: every write is admitted by it.
+    peer: Arc<Peer>,
     window: u32,
     credit: u32,
+    byte_window: u64,
+    /// Sizes of messages sent and not yet acknowledged, oldest first: returned credit
+    /// acknowledges them in order, so bytes in flight are known exactly.
+    in_flight: VecDeque<u32>,
+    bytes_in_flight: u64,
     sent: u64,
     dropped: u64,
     unreported: u64,
@@ -199,13 +326,44 @@ impl Subscription {
     fn matches(&self, topic: &[u8]) -> bool {
         self.prefixes.iter().any(|p| topic.starts_with(p))
     }
+
+    /// Takes credit for a message of `bytes`; false if there is not enough, in events or
+    /// in bytes (one message larger than the byte window passes when nothing is in flight).
+    fn take_credit(&mut self, bytes: usize) -> bool {
+        let bytes = bytes as u64;
+        let over_bytes =
+            self.bytes_in_flight > 0 && self.bytes_in_flight + bytes > self.byte_window;
+        if self.credit == 0 || over_bytes {
+            return false;
+        }
+        self.credit -= 1;
+        self.bytes_in_flight += bytes;
+        self.in_flight.push_back(bytes as u32);
+        true
+    }
+
+    fn return_credit(&mut self, n: u32) {
+        for _ in 0..n {
+            let Some(bytes) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.bytes_in_flight -= u64::from(bytes);
+        }
+        self.credit = self.credit.saturating_add(n).min(self.window);
+    }
 }
+
+/// Unknown peers asked to resubscribe recently: asked at most once a second each.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+const MAX_ASKED: usize = 4096;
 
 struct State {
     options: PublisherOptions,
     source: EventSource,
     subscribers: HashMap<Bytes, Subscription>,
+    asked_to_resubscribe: HashMap<Bytes, Instant>,
     send: RouterSendHalf,
+    ledger: Arc<Ledger>,
     stats: Arc<PublisherStats>,
 }
 
@@ -218,8 +376,9 @@ impl State {
     ) {
         let mut sweep = tokio::time::interval(self.options.silence_timeout / 4);
         loop {
+            // Not biased: control messages and events take turns, so a control flood
+            // cannot starve delivery.
             tokio::select! {
-                biased;
                 incoming = recv.recv() => match incoming {
                     Ok(message) => self.on_control(message).await,
                     Err(e) => tracing::warn!(error = %e, "bus receive failed"),
@@ -240,11 +399,11 @@ impl State {
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish { topic, body } => {
+            Command::Publish { topic, body, .. } => {
                 let payload = self.source.encode_body(&topic, &body);
                 self.fan_out(&Bytes::from(topic), &payload).await;
             }
-            Command::Raw { topic, payload } => self.fan_out(&topic, &payload).await,
+            Command::Raw { topic, payload, .. } => self.fan_out(&topic, &payload).await,
             Command::Subscribers(reply) => {
                 let _ = reply.send(self.describe());
             }
@@ -253,37 +412,46 @@ impl State {
 
     async fn fan_out(&mut self, topic: &Bytes, payload: &Bytes) {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let size = topic.len() + payload.len();
         let mut targets = Vec::new();
         for (peer, sub) in &mut self.subscribers {
             if !sub.matches(topic) {
                 continue;
             }
-            if sub.credit == 0 {
+            if !sub.take_credit(size) {
                 sub.dropped += 1;
                 sub.unreported += 1;
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            sub.credit -= 1;
             sub.sent += 1;
-            targets.push(peer.clone());
+            targets.push((peer.clone(), Arc::clone(&sub.peer)));
         }
-        for peer in targets {
-            if self.write(peer, topic.clone(), payload.clone()).await {
+        for (identity, peer) in targets {
+            if self
+                .write(&peer, identity, topic.clone(), payload.clone())
+                .await
+            {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    async fn write(&mut self, peer: Bytes, topic: Bytes, payload: Bytes) -> bool {
-        let Ok(message) = ZmqMessage::try_from(vec![peer.clone(), topic, payload]) else {
+    /// Writes one message if the ledger admits it (never waits on the peer); a peer that
+    /// is cut off, or whose write fails, is forgotten.
+    async fn write(&mut self, peer: &Peer, identity: Bytes, topic: Bytes, payload: Bytes) -> bool {
+        if !peer.admit(topic.len() + payload.len()) {
+            self.forget(&identity, "cut off: not reading");
+            return false;
+        }
+        let Ok(message) = ZmqMessage::try_from(vec![identity.clone(), topic, payload]) else {
             return false;
         };
         match self.send.send(message).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(error = %e, "bus write failed; forgetting subscriber");
-                self.forget(&peer, "write failed");
+                self.forget(&identity, "write failed");
                 false
             }
         }
@@ -302,8 +470,11 @@ impl State {
         };
         match control {
             Control::Subscribe {
-                prefixes, credit, ..
-            } => self.subscribe(peer, prefixes, credit),
+                prefixes,
+                credit,
+                credit_bytes,
+                ..
+            } => self.subscribe(peer, prefixes, credit, credit_bytes),
             Control::Unsubscribe => self.forget(&peer, "unsubscribed"),
             Control::Credit { n } => self.add_credit(peer, n).await,
             Control::Heartbeat => match self.subscribers.get_mut(&peer) {
@@ -313,8 +484,8 @@ impl State {
         }
     }
 
-    fn subscribe(&mut self, peer: Bytes, prefixes: Vec<String>, credit: u32) {
-        if !self.subscribers.contains_key(&peer)
+    fn subscribe(&mut self, identity: Bytes, prefixes: Vec<String>, credit: u32, bytes: u64) {
+        if !self.subscribers.contains_key(&identity)
             && self.subscribers.len() >= self.options.max_subscribers
         {
             tracing::warn!(
@@ -323,14 +494,26 @@ impl State {
             );
             return;
         }
+        let Some(peer) = self.ledger.peer(&identity) else {
+            return;
+        };
         let window = credit.min(self.options.max_credit);
+        let byte_window = match bytes {
+            0 => self.options.max_credit_bytes,
+            n => n.min(self.options.max_credit_bytes),
+        };
         let prefixes = prefixes.into_iter().take(64).map(Bytes::from).collect();
+        self.asked_to_resubscribe.remove(&identity);
         self.subscribers.insert(
-            peer,
+            identity,
             Subscription {
                 prefixes,
+                peer,
                 window,
                 credit: window,
+                byte_window,
+                in_flight: VecDeque::new(),
+                bytes_in_flight: 0,
                 sent: 0,
                 dropped: 0,
                 unreported: 0,
@@ -339,39 +522,52 @@ impl State {
         );
     }
 
-    async fn add_credit(&mut self, peer: Bytes, n: u32) {
-        let Some(sub) = self.subscribers.get_mut(&peer) else {
-            self.ask_to_resubscribe(peer).await;
+    async fn add_credit(&mut self, identity: Bytes, n: u32) {
+        let Some(sub) = self.subscribers.get_mut(&identity) else {
+            self.ask_to_resubscribe(identity).await;
             return;
         };
         sub.last_seen = Instant::now();
-        sub.credit = sub.credit.saturating_add(n).min(sub.window);
-        if sub.unreported == 0 || sub.credit == 0 {
+        sub.return_credit(n);
+        if sub.unreported == 0 {
             return;
         }
         let report = DroppedReport {
             dropped: sub.unreported,
             total: sub.dropped,
         };
-        sub.unreported = 0;
-        sub.credit -= 1;
-        match self.source.encode(TOPIC_DROPPED, &report) {
-            Ok(payload) => {
-                self.write(peer, Bytes::from_static(TOPIC_DROPPED.as_bytes()), payload)
-                    .await;
+        let payload = match self.source.encode(TOPIC_DROPPED, &report) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode drop report");
+                return;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot encode drop report"),
+        };
+        let topic = Bytes::from_static(TOPIC_DROPPED.as_bytes());
+        if !sub.take_credit(topic.len() + payload.len()) {
+            return;
         }
+        sub.unreported = 0;
+        let peer = Arc::clone(&sub.peer);
+        self.write(&peer, identity, topic, payload).await;
     }
 
-    async fn ask_to_resubscribe(&mut self, peer: Bytes) {
+    async fn ask_to_resubscribe(&mut self, identity: Bytes) {
+        let now = Instant::now();
+        let recently = self
+            .asked_to_resubscribe
+            .get(&identity)
+            .is_some_and(|at| now.duration_since(*at) < RESUBSCRIBE_EVERY);
+        if recently || self.asked_to_resubscribe.len() >= MAX_ASKED {
+            return;
+        }
+        let Some(peer) = self.ledger.peer(&identity) else {
+            return;
+        };
+        self.asked_to_resubscribe.insert(identity.clone(), now);
         if let Ok(payload) = self.source.encode(TOPIC_RESUBSCRIBE, &()) {
-            self.write(
-                peer,
-                Bytes::from_static(TOPIC_RESUBSCRIBE.as_bytes()),
-                payload,
-            )
-            .await;
+            let topic = Bytes::from_static(TOPIC_RESUBSCRIBE.as_bytes());
+            self.write(&peer, identity, topic, payload).await;
         }
     }
 
@@ -395,6 +591,8 @@ impl State {
         for peer in silent {
             self.forget(&peer, "silent");
         }
+        self.asked_to_resubscribe
+            .retain(|_, at| at.elapsed() < RESUBSCRIBE_EVERY);
     }
 
     fn describe(&self) -> Vec<SubscriberInfo> {
@@ -409,20 +607,11 @@ impl State {
                     .collect(),
                 credit: sub.credit,
                 lag: sub.window - sub.credit,
+                lag_bytes: sub.bytes_in_flight,
                 sent: sub.sent,
                 dropped: sub.dropped,
                 silent_ms: sub.last_seen.elapsed().as_millis() as u64,
             })
             .collect()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }

@@ -222,6 +222,7 @@ impl Subscriber {
             v: self.options.version,
             prefixes: self.options.prefixes.clone(),
             credit: self.options.credit,
+            credit_bytes: 0,
         };
         self.control(&subscribe).await;
     }

@@ -226,7 +226,7 @@ async fn relayed_events_arrive_byte_for_byte_and_bad_ones_are_refused() {
     let relay = RelayEvent::new("process:event", payload.to_vec());
     let wire = rmp_serde::to_vec_named(&relay).unwrap();
     let relay: RelayEvent = rmp_serde::from_slice(&wire).unwrap();
-    publisher.relay(relay).await.unwrap();
+    publisher.relay(relay).unwrap();
     let event = sub.recv_raw(T).await.unwrap().unwrap();
     assert_eq!(event.payload, payload, "payload must not be re-encoded");
     assert_eq!(

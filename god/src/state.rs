@@ -94,10 +94,12 @@ impl God {
         }
     }
 
-    pub async fn relay(&self, event: zpm_bus::RelayEvent) {
-        if let Err(e) = self.publisher.relay(event).await {
-            tracing::warn!(error = %e, "relay of agent event failed");
-        }
+    /// Re-publishes a peer's event without waiting: a full bus queue drops it (counted).
+    pub fn relay(&self, event: zpm_bus::RelayEvent) -> Result<(), RpcError> {
+        self.publisher.relay(event).map_err(|e| match e {
+            zpm_bus::BusError::Decode(_) => RpcError::bad_params(e.to_string()),
+            _ => RpcError::new(ErrorCode::Unavailable, e.to_string()),
+        })
     }
 
     /// Waits until `done` holds for the table, or fails with `timeout` after `limit`.

@@ -54,6 +54,7 @@ fn initial_report(id: u32, status: ProcessStatus, restarts: u32) -> ProcessRepor
         started_at_ms: None,
         exit_code: None,
         signal: None,
+        seq: 0,
     }
 }
 
@@ -178,10 +179,13 @@ impl Table {
     }
 
     /// Records a report; false if the id is unknown (deleted meanwhile).
+    /// Takes a spawner's report unless it is older than the one held.
     pub fn apply(&mut self, report: ProcessReport) -> bool {
         match self.procs.get_mut(&report.id) {
             Some(proc) => {
-                proc.report = report;
+                if report.seq == 0 || report.seq >= proc.report.seq {
+                    proc.report = report;
+                }
                 true
             }
             None => false,

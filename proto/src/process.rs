@@ -68,4 +68,8 @@ pub struct ProcessReport {
     pub started_at_ms: Option<u64>,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
+    /// Orders reports: God ignores a report older than the one it holds (notifications
+    /// may be handled out of order). Increases across spawner restarts; 0 = unordered.
+    #[serde(default)]
+    pub seq: u64,
 }

@@ -1,4 +1,4 @@
-//! Binding endpoints safely.
+//! Binding listeners safely (the guard in `guard/` binds through these).
 //!
 //! zmq.rs fails to bind over a leftover ipc socket file, and blindly unlinking it would
 //! steal the path from a live server. So an existing file is removed only after a connect
@@ -17,7 +17,6 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use zeromq::{Endpoint, Socket};
 
 /// True for `ipc://…` endpoints and for `tcp://` endpoints whose host is a loopback address.
 pub fn is_loopback_or_ipc(endpoint: &str) -> bool {
@@ -30,32 +29,12 @@ pub fn is_loopback_or_ipc(endpoint: &str) -> bool {
         .is_some_and(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
 }
 
-/// Binds `socket` on `endpoint` (`ipc://PATH` or loopback `tcp://HOST:PORT`) and returns the
-/// endpoint peers should connect to (with the real port when `:0` was asked for).
-pub async fn bind_endpoint<S: Socket>(socket: &mut S, endpoint: &str) -> Result<String, BindError> {
-    let zmq_err = |source| BindError::Zmq {
-        endpoint: endpoint.to_owned(),
-        source,
-    };
-    if let Some(path) = endpoint.strip_prefix("ipc://") {
-        let listener = bind_ipc_listener(Path::new(path))?;
-        socket.bind_listener(listener).await.map_err(zmq_err)?;
-        return Ok(endpoint.to_owned());
-    }
-    if let Some(addr) = endpoint.strip_prefix("tcp://") {
-        let listener = bind_tcp_listener(addr, endpoint)?;
-        let bound: Endpoint = socket.bind_listener(listener).await.map_err(zmq_err)?;
-        return Ok(bound.to_string());
-    }
-    Err(BindError::BadEndpoint(endpoint.to_owned()))
-}
-
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BindError {
     let what = what.into();
     move |source| BindError::Io { what, source }
 }
 
-fn bind_tcp_listener(addr: &str, endpoint: &str) -> Result<TcpListener, BindError> {
+pub(crate) fn bind_tcp_listener(addr: &str, endpoint: &str) -> Result<TcpListener, BindError> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|_| BindError::BadEndpoint(endpoint.to_owned()))?
@@ -72,7 +51,7 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn bind_ipc_listener(path: &Path) -> Result<UnixListener, BindError> {
+pub(crate) fn bind_ipc_listener(path: &Path) -> Result<UnixListener, BindError> {
     let lock_file_path = lock_path(path);
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
@@ -102,7 +81,7 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Removes `path` if it is a socket nobody accepts on. Fails if a live server owns it.
-fn remove_if_stale(path: &Path) -> Result<(), BindError> {
+pub(crate) fn remove_if_stale(path: &Path) -> Result<(), BindError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

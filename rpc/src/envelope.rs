@@ -1,11 +1,11 @@
 //! The msgpack envelope: request `{v, id, method, params}`, notification `{v, method, params}`,
 //! reply `{v, id, result}` or `{v, id, error: {code, message}}`, push `{v, method, params}`.
 //!
-//! Incoming payloads are parsed into a [`rmpv::Value`] first (depth-limited and with capped
-//! preallocation, so hostile input cannot exhaust the stack or memory) and only then into
-//! typed params, so one bad field yields an error reply that still carries the right `id`.
+//! The server reads requests with the bounded walker in `scan.rs`; this file encodes every
+//! message and reads what a client gets from its (trusted) server.
 
 use crate::error::{ErrorCode, RpcError};
+use crate::scan::RawId;
 use rmpv::Value;
 use serde::{Deserialize, Serialize};
 
@@ -23,25 +23,9 @@ impl<'de> Deserialize<'de> for NoParams {
     }
 }
 
-/// What the server found in one incoming payload.
-#[derive(Debug)]
-pub(crate) enum Incoming {
-    Request(Message),
-    Notification(Message),
-    /// The id is readable but the rest is not a valid envelope.
-    Invalid {
-        id: u64,
-        error: RpcError,
-    },
-    /// Not even an id can be read: nothing to answer to.
-    Unreadable,
-}
-
-/// A request, notification or push once its envelope has been read.
+/// A push from the server, once its envelope has been read.
 #[derive(Debug)]
 pub(crate) struct Message {
-    pub v: u64,
-    pub id: Option<u64>,
     pub method: String,
     pub params: Value,
 }
@@ -78,10 +62,7 @@ fn read_id(entries: &[(Value, Value)]) -> Result<Option<u64>, ()> {
     }
 }
 
-fn read_message(entries: &mut Vec<(Value, Value)>, id: Option<u64>) -> Result<Message, String> {
-    let v = field(entries, "v")
-        .and_then(Value::as_u64)
-        .ok_or("missing or non-integer `v`")?;
+fn read_message(entries: &mut Vec<(Value, Value)>) -> Result<Message, String> {
     let method = field(entries, "method")
         .and_then(Value::as_str)
         .ok_or("missing or non-string `method`")?
@@ -90,30 +71,7 @@ fn read_message(entries: &mut Vec<(Value, Value)>, id: Option<u64>) -> Result<Me
         .iter()
         .position(|(key, _)| key.as_str() == Some("params"));
     let params = params_at.map_or(Value::Nil, |at| entries.swap_remove(at).1);
-    Ok(Message {
-        v,
-        id,
-        method,
-        params,
-    })
-}
-
-pub(crate) fn decode_incoming(payload: &[u8]) -> Incoming {
-    let Some(mut entries) = read_map(payload) else {
-        return Incoming::Unreadable;
-    };
-    let Ok(id) = read_id(&entries) else {
-        return Incoming::Unreadable;
-    };
-    match (read_message(&mut entries, id), id) {
-        (Ok(message), Some(_)) => Incoming::Request(message),
-        (Ok(message), None) => Incoming::Notification(message),
-        (Err(reason), Some(id)) => Incoming::Invalid {
-            id,
-            error: RpcError::new(ErrorCode::BadRequest, reason),
-        },
-        (Err(_), None) => Incoming::Unreadable,
-    }
+    Ok(Message { method, params })
 }
 
 pub(crate) fn decode_from_server(payload: &[u8]) -> Option<FromServer> {
@@ -136,7 +94,7 @@ pub(crate) fn decode_from_server(payload: &[u8]) -> Option<FromServer> {
                 outcome: Ok(result),
             })
         }
-        None => read_message(&mut entries, None).ok().map(FromServer::Push),
+        None => read_message(&mut entries).ok().map(FromServer::Push),
     }
 }
 
@@ -175,14 +133,14 @@ pub(crate) fn encode_message<P: Serialize + ?Sized>(
 }
 
 /// Encodes a success reply around an already-encoded `result`, so the result is encoded once.
-pub(crate) fn encode_ok_reply(v: u32, id: u64, raw_result: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_ok_reply(v: u32, id: &RawId, raw_result: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + raw_result.len());
     write_reply_head(&mut out, v, id, "result");
     out.extend_from_slice(raw_result);
     out
 }
 
-pub(crate) fn encode_error_reply(v: u32, id: u64, error: &RpcError) -> Vec<u8> {
+pub(crate) fn encode_error_reply(v: u32, id: &RawId, error: &RpcError) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + error.message.len());
     write_reply_head(&mut out, v, id, "error");
     match rmp_serde::to_vec_named(error) {
@@ -192,13 +150,14 @@ pub(crate) fn encode_error_reply(v: u32, id: u64, error: &RpcError) -> Vec<u8> {
     out
 }
 
-fn write_reply_head(out: &mut Vec<u8>, v: u32, id: u64, outcome_key: &str) {
+/// The id goes back exactly as the client wrote it, whatever scalar it was.
+fn write_reply_head(out: &mut Vec<u8>, v: u32, id: &RawId, outcome_key: &str) {
     // Writes into a Vec cannot fail; the Results only exist for generic writers.
     write_infallible(rmp::encode::write_map_len(out, 3).map(drop));
     write_infallible(rmp::encode::write_str(out, "v"));
     write_infallible(rmp::encode::write_uint(out, u64::from(v)).map(drop));
     write_infallible(rmp::encode::write_str(out, "id"));
-    write_infallible(rmp::encode::write_uint(out, id).map(drop));
+    out.extend_from_slice(&id.0);
     write_infallible(rmp::encode::write_str(out, outcome_key));
 }
 
@@ -211,53 +170,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_round_trip() {
-        let raw = encode_message(1, Some(7), "ping", &NoParams {}).unwrap();
-        let Incoming::Request(message) = decode_incoming(&raw) else {
-            panic!("not a request")
-        };
-        assert_eq!(
-            (message.v, message.id, message.method.as_str()),
-            (1, Some(7), "ping")
-        );
-    }
-
-    #[test]
-    fn notification_has_no_id() {
-        let raw = encode_message(1, None, "event", &42u32).unwrap();
-        let Incoming::Notification(message) = decode_incoming(&raw) else {
-            panic!("not a notification")
-        };
-        assert_eq!(message.params, Value::from(42));
-    }
-
-    #[test]
-    fn garbage_is_unreadable_and_bad_envelope_keeps_id() {
-        assert!(matches!(decode_incoming(b"\xc1\xff"), Incoming::Unreadable));
-        let raw = rmp_serde::to_vec_named(&serde_json_like(9)).unwrap();
-        match decode_incoming(&raw) {
-            Incoming::Invalid { id, error } => {
-                assert_eq!(id, 9);
-                assert_eq!(error.code, ErrorCode::BadRequest);
-            }
-            other => panic!("expected Invalid, got {other:?}"),
-        }
-    }
-
-    fn serde_json_like(id: u64) -> std::collections::BTreeMap<&'static str, u64> {
-        std::collections::BTreeMap::from([("id", id)])
-    }
-
-    #[test]
     fn replies_decode() {
-        let raw = encode_ok_reply(1, 3, &rmp_serde::to_vec_named(&"pong").unwrap());
+        let raw = encode_ok_reply(
+            1,
+            &RawId::from_u64(3),
+            &rmp_serde::to_vec_named(&"pong").unwrap(),
+        );
         match decode_from_server(&raw) {
             Some(FromServer::Reply { id: 3, outcome }) => {
                 assert_eq!(outcome.unwrap(), Value::from("pong"));
             }
             other => panic!("unexpected {other:?}"),
         }
-        let raw = encode_error_reply(1, 4, &RpcError::not_found("no app 12"));
+        let raw = encode_error_reply(1, &RawId::from_u64(4), &RpcError::not_found("no app 12"));
         match decode_from_server(&raw) {
             Some(FromServer::Reply { id: 4, outcome }) => {
                 assert_eq!(outcome.unwrap_err().code, ErrorCode::NotFound);
@@ -268,7 +193,11 @@ mod tests {
 
     #[test]
     fn unit_result_is_a_reply_not_missing() {
-        let raw = encode_ok_reply(1, 5, &rmp_serde::to_vec_named(&()).unwrap());
+        let raw = encode_ok_reply(
+            1,
+            &RawId::from_u64(5),
+            &rmp_serde::to_vec_named(&()).unwrap(),
+        );
         assert!(matches!(
             decode_from_server(&raw),
             Some(FromServer::Reply {

@@ -12,15 +12,19 @@ mod client;
 mod endpoint;
 mod envelope;
 mod error;
+pub mod guard;
 mod handler;
+mod scan;
 mod server;
 mod typed;
 
 pub use client::{Client, ClientOptions, Push};
-pub use endpoint::{bind_endpoint, is_loopback_or_ipc};
+pub use endpoint::is_loopback_or_ipc;
 pub use envelope::{ENVELOPE_VERSION, NoParams};
 pub use error::{BindError, CallError, ErrorCode, RpcError};
+pub use guard::{Guard, GuardCounters, GuardLimits, Ledger, bind_endpoint};
 pub use handler::Ctx;
+pub use scan::ScanLimits;
 pub use server::{PeerId, Pusher, Server, ServerBuilder, ServerStats};
 pub use typed::from_value;
 

@@ -1,13 +1,11 @@
 //! The ROUTER side: binds, dispatches each request to its handler in its own task, routes
 //! each reply back through the frames it came with (so DEALER and REQ peers both work).
 
-use crate::endpoint::bind_endpoint;
-use crate::envelope::{
-    ENVELOPE_VERSION, Incoming, Message, decode_incoming, encode_error_reply, encode_message,
-    encode_ok_reply,
-};
+use crate::envelope::{ENVELOPE_VERSION, encode_error_reply, encode_message, encode_ok_reply};
 use crate::error::{BindError, ErrorCode, RpcError};
+use crate::guard::{Guard, GuardCounters, GuardLimits, Ledger, Peer, bind_endpoint};
 use crate::handler::{Ctx, Handler, erase};
+use crate::scan::{Envelope, Incoming, RawId, ScanLimits, decode_incoming};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,9 +13,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use zeromq::{RouterRecvHalf, RouterSendHalf, Socket, SocketRecv, SocketSend, ZmqMessage};
+
+/// A send admitted by the ledger never waits on the peer's queue; this only bounds a
+/// zmq.rs surprise.
+const SEND_LIMIT: Duration = Duration::from_secs(5);
 
 /// The routing identity zeromq gives a connected peer.
 pub type PeerId = Bytes;
@@ -30,7 +33,10 @@ pub struct ServerStats {
     pub error_replies: AtomicU64,
     /// Payloads with no readable id: nothing could be answered.
     pub dropped_unreadable: AtomicU64,
+    /// Replies and pushes not sent: the peer was gone or cut off.
     pub replies_undeliverable: AtomicU64,
+    /// Messages from peers the guard does not know (already gone).
+    pub dropped_unknown_peer: AtomicU64,
 }
 
 impl ServerStats {
@@ -44,6 +50,8 @@ pub struct ServerBuilder {
     handlers: HashMap<String, Handler>,
     version: u32,
     max_in_flight: usize,
+    limits: GuardLimits,
+    scan: ScanLimits,
 }
 
 impl Default for ServerBuilder {
@@ -52,6 +60,8 @@ impl Default for ServerBuilder {
             handlers: HashMap::new(),
             version: ENVELOPE_VERSION,
             max_in_flight: 4096,
+            limits: GuardLimits::default(),
+            scan: ScanLimits::default(),
         }
     }
 }
@@ -68,7 +78,21 @@ impl ServerBuilder {
         self
     }
 
-    /// How many handlers may run at once before the server stops reading new requests.
+    /// What the guard accepts from and queues for each peer (message size, share).
+    #[must_use]
+    pub fn limits(mut self, limits: GuardLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Bounds on the `params` of a request (depth, values).
+    #[must_use]
+    pub fn scan_limits(mut self, scan: ScanLimits) -> Self {
+        self.scan = scan;
+        self
+    }
+
+    /// How many handlers may run at once (all peers) before the server stops reading.
     #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.max(1);
@@ -89,21 +113,28 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds every endpoint (ipc paths and loopback tcp only) and starts serving.
+    /// Binds every endpoint (ipc paths and loopback tcp only, each behind a guard) and
+    /// starts serving.
     pub async fn bind(self, endpoints: &[&str]) -> Result<Server, BindError> {
         let mut socket = zeromq::RouterSocket::new();
+        let ledger = Ledger::new(self.limits);
         let mut bound = Vec::with_capacity(endpoints.len());
+        let mut guards = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
-            bound.push(bind_endpoint(&mut socket, endpoint).await?);
+            let (name, guard) = bind_endpoint(&mut socket, endpoint, &ledger).await?;
+            bound.push(name);
+            guards.push(guard);
         }
         let (send, recv) = socket.split();
         let shared = Arc::new(Dispatch {
             handlers: self.handlers,
             version: self.version,
+            scan: self.scan,
             stats: Arc::new(ServerStats::default()),
             pusher: Pusher {
                 send,
                 version: self.version,
+                ledger: Arc::clone(&ledger),
             },
             permits: Arc::new(Semaphore::new(self.max_in_flight)),
         });
@@ -112,6 +143,7 @@ impl ServerBuilder {
             endpoints: bound,
             shared,
             task,
+            _guards: guards,
         })
     }
 }
@@ -121,6 +153,7 @@ pub struct Server {
     endpoints: Vec<String>,
     shared: Arc<Dispatch>,
     task: JoinHandle<()>,
+    _guards: Vec<Guard>,
 }
 
 impl Server {
@@ -137,6 +170,11 @@ impl Server {
         &self.shared.stats
     }
 
+    /// What the guard counted: connections, peers cut off and why.
+    pub fn guard_counters(&self) -> GuardCounters {
+        self.shared.pusher.ledger.stats().snapshot()
+    }
+
     pub fn pusher(&self) -> Pusher {
         self.shared.pusher.clone()
     }
@@ -148,11 +186,14 @@ impl Drop for Server {
     }
 }
 
-/// Sends one-way messages `{v, method, params}` to connected DEALER peers.
+/// Sends one-way messages `{v, method, params}` to connected DEALER peers, and replies.
+/// Every send is admitted by the ledger first: a peer that does not read is cut off
+/// rather than waited for.
 #[derive(Clone)]
 pub struct Pusher {
     send: RouterSendHalf,
     version: u32,
+    ledger: Arc<Ledger>,
 }
 
 impl Pusher {
@@ -164,21 +205,39 @@ impl Pusher {
     ) -> Result<(), RpcError> {
         let payload = encode_message(self.version, None, method, params)
             .map_err(|e| RpcError::internal(format!("cannot encode push: {e}")))?;
-        self.send_frames(vec![peer.clone(), Bytes::from(payload)])
+        let Some(connected) = self.ledger.peer(peer) else {
+            return Err(RpcError::new(
+                ErrorCode::Unavailable,
+                "push failed: peer gone",
+            ));
+        };
+        self.send_frames(&connected, vec![peer.clone(), Bytes::from(payload)])
             .await
             .map_err(|e| RpcError::new(ErrorCode::Unavailable, format!("push failed: {e}")))
     }
 
-    async fn send_frames(&self, frames: Vec<Bytes>) -> Result<(), zeromq::ZmqError> {
+    /// Sends `[identity, frames…]` if the ledger admits it; never waits on the peer.
+    async fn send_frames(&self, peer: &Peer, frames: Vec<Bytes>) -> Result<(), zeromq::ZmqError> {
+        let bytes = frames.iter().skip(1).map(Bytes::len).sum();
+        if !peer.admit(bytes) {
+            return Err(zeromq::ZmqError::Socket("peer cut off: it does not read"));
+        }
         let message =
             ZmqMessage::try_from(frames).map_err(|_| zeromq::ZmqError::Socket("empty message"))?;
-        self.send.clone().send(message).await
+        match tokio::time::timeout(SEND_LIMIT, self.send.clone().send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                peer.cut_off(crate::guard::CutReason::NotReading);
+                Err(zeromq::ZmqError::Socket("send timed out"))
+            }
+        }
     }
 }
 
 struct Dispatch {
     handlers: HashMap<String, Handler>,
     version: u32,
+    scan: ScanLimits,
     stats: Arc<ServerStats>,
     pusher: Pusher,
     permits: Arc<Semaphore>,
@@ -198,20 +257,28 @@ async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
             ServerStats::bump(&shared.stats.dropped_unreadable);
             continue;
         };
+        let Some(peer) = shared.pusher.ledger.peer(&frames[0]) else {
+            ServerStats::bump(&shared.stats.dropped_unknown_peer);
+            continue;
+        };
+        if !peer.begin_request() {
+            continue;
+        }
         let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
             return;
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            shared.handle(frames, payload).await;
+            shared.handle(&peer, frames, payload).await;
+            peer.end_request();
             drop(permit);
         });
     }
 }
 
 impl Dispatch {
-    async fn handle(&self, route: Vec<Bytes>, payload: Bytes) {
-        match decode_incoming(&payload) {
+    async fn handle(&self, peer: &Peer, route: Vec<Bytes>, payload: Bytes) {
+        match decode_incoming(&payload, self.scan) {
             Incoming::Unreadable => {
                 ServerStats::bump(&self.stats.dropped_unreadable);
                 tracing::debug!(
@@ -219,18 +286,17 @@ impl Dispatch {
                     "dropped rpc payload with no readable id"
                 );
             }
-            Incoming::Invalid { id, error } => self.reply(route, id, Err(error)).await,
-            Incoming::Request(message) => {
+            Incoming::Invalid { id, error } => self.reply(peer, route, &id, Err(error)).await,
+            Incoming::Request { id, envelope } => {
                 ServerStats::bump(&self.stats.requests);
-                let id = message.id.unwrap_or_default();
-                let outcome = self.run(route[0].clone(), &message, payload).await;
-                self.reply(route, id, outcome).await;
+                let outcome = self.run(route[0].clone(), &envelope, payload).await;
+                self.reply(peer, route, &id, outcome).await;
             }
-            Incoming::Notification(message) => {
+            Incoming::Notification(envelope) => {
                 ServerStats::bump(&self.stats.notifications);
-                let method = message.method.clone();
-                if let Err(error) = self.run(route[0].clone(), &message, payload).await {
-                    tracing::warn!(%method, %error, "notification failed");
+                let method = envelope.method.clone();
+                if let Err(error) = self.run(route[0].clone(), &envelope, payload).await {
+                    tracing::debug!(%method, %error, "notification failed");
                 }
             }
         }
@@ -239,22 +305,22 @@ impl Dispatch {
     async fn run(
         &self,
         peer: PeerId,
-        message: &Message,
+        envelope: &Envelope,
         payload: Bytes,
     ) -> Result<Vec<u8>, RpcError> {
-        if message.v != u64::from(self.version) {
+        if envelope.v != u64::from(self.version) {
             return Err(RpcError::new(
                 ErrorCode::Version,
                 format!(
                     "envelope v {} is not supported; this server speaks v {}",
-                    message.v, self.version
+                    envelope.v, self.version
                 ),
             ));
         }
-        let Some(handler) = self.handlers.get(&message.method) else {
+        let Some(handler) = self.handlers.get(&envelope.method) else {
             return Err(RpcError::new(
                 ErrorCode::UnknownMethod,
-                format!("unknown method {:?}", message.method),
+                format!("unknown method {:?}", envelope.method),
             ));
         };
         let ctx = Ctx {
@@ -264,7 +330,13 @@ impl Dispatch {
         handler(payload, ctx).await
     }
 
-    async fn reply(&self, mut route: Vec<Bytes>, id: u64, outcome: Result<Vec<u8>, RpcError>) {
+    async fn reply(
+        &self,
+        peer: &Peer,
+        mut route: Vec<Bytes>,
+        id: &RawId,
+        outcome: Result<Vec<u8>, RpcError>,
+    ) {
         let payload = match outcome {
             Ok(raw) => encode_ok_reply(self.version, id, &raw),
             Err(error) => {
@@ -273,9 +345,9 @@ impl Dispatch {
             }
         };
         route.push(Bytes::from(payload));
-        if let Err(e) = self.pusher.send_frames(route).await {
+        if let Err(e) = self.pusher.send_frames(peer, route).await {
             ServerStats::bump(&self.stats.replies_undeliverable);
-            tracing::debug!(error = %e, id, "reply undeliverable (peer gone?)");
+            tracing::debug!(error = %e, "reply undeliverable (peer gone or cut off)");
         }
     }
 }

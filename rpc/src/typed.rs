@@ -90,8 +90,11 @@ mod tests {
                 offset: 9
             }
         );
-        let reply =
-            crate::envelope::encode_ok_reply(1, 1, &rmp_serde::to_vec_named(&Stream::Out).unwrap());
+        let reply = crate::envelope::encode_ok_reply(
+            1,
+            &crate::scan::RawId::from_u64(1),
+            &rmp_serde::to_vec_named(&Stream::Out).unwrap(),
+        );
         assert_eq!(result::<Stream>(&reply).unwrap(), Stream::Out);
         assert_eq!(
             from_value::<Stream>(&Value::from("err")).unwrap(),

@@ -9,6 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use zpm_proto::{ProcessEvent, ProcessEventKind, ProcessReport, ProcessStatus};
 
+/// The next report sequence number. Starts at this process's start time in µs, so a
+/// replacement spawner's reports are always newer than its predecessor's.
+pub fn next_seq() -> u64 {
+    static NEXT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    NEXT.get_or_init(|| {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        AtomicU64::new(micros)
+    })
+    .fetch_add(1, Ordering::Relaxed)
+}
+
 pub enum Outbound {
     /// A new app instance: what a God that lost its state needs to adopt it.
     Hold(Box<zpm_proto::commands::Held>),
@@ -45,6 +58,7 @@ impl Reporter {
                 started_at_ms: None,
                 exit_code: None,
                 signal: None,
+                seq: 0,
             },
         }
     }
@@ -58,7 +72,10 @@ impl Reporter {
         })));
     }
 
-    fn send(&self, message: Outbound) {
+    fn send(&self, mut message: Outbound) {
+        if let Outbound::Report(report) = &mut message {
+            report.seq = next_seq();
+        }
         if self.out.try_send(message).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

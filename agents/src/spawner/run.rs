@@ -189,6 +189,7 @@ impl Apps {
                 started_at_ms: None,
                 exit_code: None,
                 signal: None,
+                seq: super::report::next_seq(),
             };
             let _ = self.out.try_send(Outbound::Report(report));
             return;

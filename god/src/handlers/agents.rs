@@ -108,8 +108,7 @@ pub async fn report(god: Arc<God>, report: ProcessReport, ctx: Ctx) -> Result<()
 }
 
 pub async fn publish(god: Arc<God>, event: zpm_bus::RelayEvent, _: Ctx) -> Result<(), RpcError> {
-    god.relay(event).await;
-    Ok(())
+    god.relay(event)
 }
 
 pub async fn list(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<AgentInfo>, RpcError> {
