@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use zpm_proto::commands::{AppDescription, Scale, SignalApps, StartApps, Target};
 use zpm_proto::home::Home;
+use zpm_proto::validate;
 use zpm_proto::{AgentInfo, ProcessInfo};
 use zpm_rpc::{CallError, Client, NoParams};
 
@@ -42,6 +43,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             target,
             json,
         } => {
+            let signal = validate::signal_name("signal", &signal)?;
             let (client, _) = ensure_daemon(home).await?;
             let rows: Vec<ProcessInfo> =
                 call(&client, "app.signal", &SignalApps { target, signal }).await?;
@@ -52,6 +54,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             instances,
             json,
         } => {
+            validate::scale(&name, instances)?;
             let (client, _) = ensure_daemon(home).await?;
             let rows: Vec<ProcessInfo> =
                 call(&client, "app.scale", &Scale { name, instances }).await?;

@@ -122,6 +122,7 @@ impl Draft {
             spec.kill_signal = validate::signal(signal)?;
         }
         self.copy_restart_policy(&mut spec);
+        validate::spec(&spec)?;
         Ok(spec)
     }
 

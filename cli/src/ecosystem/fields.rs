@@ -117,9 +117,8 @@ impl Field<'_> {
         };
         map.iter()
             .map(|(name, value)| {
-                if name.is_empty() || name.contains('=') || name.contains('\0') {
-                    return Err(anyhow!("{}: key {:?}: invalid variable name {name:?}", self.app, self.key));
-                }
+                zpm_proto::validate::env_name(name)
+                    .map_err(|e| anyhow!("{}: key {:?}: {e}", self.app, self.key))?;
                 let text = scalar(value).ok_or_else(|| {
                     anyhow!(
                         "{}: key {:?}: variable {name:?} must be a string, number or boolean, got {}",

@@ -66,6 +66,7 @@ pub fn resolve_start(
         }
         vec![Draft::from_target(target, options, cwd)]
     };
+    zpm_proto::validate::app_count(drafts.len())?;
     let mut apps = Vec::with_capacity(drafts.len());
     for draft in drafts {
         apps.push(draft.finish(cli_env, &mut warnings)?);
