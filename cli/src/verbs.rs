@@ -135,6 +135,7 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         exp_backoff_restart_delay_ms: args.exp_backoff_restart_delay,
         interpreter: args.interpreter.clone(),
         env_vars: args.env_vars.clone(),
+        env_files: args.env_files.clone(),
         env_name: args.env_name.clone(),
         args: args.args.clone(),
     })
