@@ -10,3 +10,4 @@ mod lifecycle;
 mod logs_fetch;
 mod restart_policy;
 mod stop_tree;
+mod validation;

@@ -131,6 +131,10 @@ pub struct StartArgs {
     /// Set one environment variable for the app: KEY=VALUE (repeatable).
     #[arg(long = "env-var", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env_vars: Vec<(String, String)>,
+    /// Read environment variables for the app from a dotenv file (repeatable; relative to
+    /// the current directory). `env`, `env_<NAME>` and `--env-var` win over it.
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
     /// Use the `env_<NAME>` block of the ecosystem file, as in PM2.
     #[arg(long = "env", value_name = "NAME")]
     pub env_name: Option<String>,

@@ -1,9 +1,10 @@
 //! How results are shown: comfy-table tables for people, JSON for machines.
 
 use anyhow::Context as _;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use std::io::Write as _;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use zpm_proto::commands::AppDescription;
 use zpm_proto::{AgentInfo, ProcessInfo, ProcessStatus};
 
@@ -16,10 +17,54 @@ pub fn print_line(text: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to stdout")
 }
 
-fn new_table() -> Table {
+/// Colours only for a terminal, and not when `NO_COLOR` is set (non-empty), see no-color.org.
+pub fn colour_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
+}
+
+/// A table styled (coloured cells) exactly when `colour` says, whatever stdout is.
+fn new_table(colour: bool) -> Table {
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
+    table.load_style(UTF8_FULL_CONDENSED).force_no_tty();
+    if colour {
+        table.enforce_styling();
+    }
     table
+}
+
+/// User data (names, argv, env values…) as it may be written to a terminal: control
+/// characters escaped as `\n`, `\t`, `\r`, `\x1b`, `\u{85}`, so that no byte of it can
+/// move the cursor, recolour or retitle the terminal.
+pub fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\t' => shown.push_str("\\t"),
+            '\r' => shown.push_str("\\r"),
+            c if c.is_ascii_control() => {
+                let _ = write!(shown, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    shown
+}
+
+/// PM2's colours: green online, red errored, yellow on the way, grey stopped.
+fn status_colour(status: ProcessStatus) -> Color {
+    match status {
+        ProcessStatus::Online => Color::Green,
+        ProcessStatus::Errored => Color::Red,
+        ProcessStatus::Launching | ProcessStatus::Stopping | ProcessStatus::WaitingRestart => {
+            Color::Yellow
+        }
+        ProcessStatus::Stopped => Color::DarkGrey,
+    }
 }
 
 fn status_name(status: ProcessStatus) -> &'static str {
@@ -48,8 +93,13 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// The `ls` table, the status coloured when stdout is a terminal (see [`colour_wanted`]).
 pub fn process_table(rows: &[ProcessInfo]) -> String {
-    let mut table = new_table();
+    process_table_styled(rows, colour_wanted())
+}
+
+fn process_table_styled(rows: &[ProcessInfo], colour: bool) -> String {
+    let mut table = new_table(colour);
     table.set_header([
         "id",
         "name",
@@ -64,17 +114,19 @@ pub fn process_table(rows: &[ProcessInfo]) -> String {
     ]);
     for row in rows {
         table.add_row([
-            row.id.to_string(),
-            row.name.clone(),
-            row.namespace.clone(),
-            row.host.clone(),
-            or_dash(row.pid),
-            status_name(row.status).to_owned(),
-            row.restarts.to_string(),
-            row.uptime_ms.map_or_else(|| "-".to_owned(), short_duration),
-            row.cpu
-                .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
-            row.memory.map_or_else(|| "-".to_owned(), bytesize_short),
+            Cell::new(row.id),
+            Cell::new(printable(&row.name)),
+            Cell::new(printable(&row.namespace)),
+            Cell::new(printable(&row.host)),
+            Cell::new(or_dash(row.pid)),
+            Cell::new(status_name(row.status)).fg(status_colour(row.status)),
+            Cell::new(row.restarts),
+            Cell::new(row.uptime_ms.map_or_else(|| "-".to_owned(), short_duration)),
+            Cell::new(
+                row.cpu
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
+            ),
+            Cell::new(row.memory.map_or_else(|| "-".to_owned(), bytesize_short)),
         ]);
     }
     table.to_string()
@@ -85,14 +137,14 @@ fn bytesize_short(bytes: u64) -> String {
 }
 
 pub fn agents_table(agents: &[AgentInfo]) -> String {
-    let mut table = new_table();
+    let mut table = new_table(false);
     table.set_header(["role", "host", "pid", "version", "connected"]);
     for agent in agents {
         table.add_row([
-            agent.role.clone(),
-            agent.host.clone(),
+            printable(&agent.role),
+            printable(&agent.host),
             agent.pid.to_string(),
-            agent.version.clone(),
+            printable(&agent.version),
             if agent.connected { "yes" } else { "no" }.to_owned(),
         ]);
     }
@@ -101,21 +153,21 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
 
 pub fn describe_table(app: &AppDescription) -> String {
     let (info, spec) = (&app.info, &app.spec);
-    let mut table = new_table();
+    let mut table = new_table(false);
     let env = spec
         .env
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| printable(&format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join("\n");
     let rows: Vec<(&str, String)> = vec![
         ("id", info.id.to_string()),
-        ("name", info.name.clone()),
-        ("namespace", info.namespace.clone()),
+        ("name", printable(&info.name)),
+        ("namespace", printable(&info.namespace)),
         ("instance", info.instance.to_string()),
         ("status", status_name(info.status).to_owned()),
         ("pid", or_dash(info.pid)),
-        ("host", info.host.clone()),
+        ("host", printable(&info.host)),
         ("restarts", info.restarts.to_string()),
         (
             "uptime",
@@ -123,9 +175,12 @@ pub fn describe_table(app: &AppDescription) -> String {
                 .map_or_else(|| "-".to_owned(), short_duration),
         ),
         ("last exit code", or_dash(info.exit_code)),
-        ("last signal", or_dash(info.signal.clone())),
-        ("command", spec.argv.join(" ")),
-        ("cwd", spec.cwd.clone()),
+        (
+            "last signal",
+            or_dash(info.signal.as_deref().map(printable)),
+        ),
+        ("command", printable(&spec.argv.join(" "))),
+        ("cwd", printable(&spec.cwd)),
         ("autorestart", spec.autorestart.to_string()),
         ("max restarts", spec.max_restarts.to_string()),
         ("min uptime", format!("{} ms", spec.min_uptime_ms)),
@@ -135,7 +190,7 @@ pub fn describe_table(app: &AppDescription) -> String {
             format!("{} ms", spec.exp_backoff_restart_delay_ms),
         ),
         ("stop exit codes", format!("{:?}", spec.stop_exit_codes)),
-        ("kill signal", spec.kill_signal.clone()),
+        ("kill signal", printable(&spec.kill_signal)),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
         (
             "env (set for the app)",
@@ -158,5 +213,99 @@ mod tests {
         assert_eq!(short_duration(125_000), "2m");
         assert_eq!(short_duration(7_200_000), "2h");
         assert_eq!(short_duration(200_000_000), "2D");
+    }
+
+    fn row(name: &str, status: ProcessStatus) -> ProcessInfo {
+        ProcessInfo {
+            id: 0,
+            name: name.to_owned(),
+            namespace: "default".to_owned(),
+            instance: 0,
+            host: "h\u{7}ost".to_owned(),
+            pid: Some(42),
+            status,
+            restarts: 0,
+            uptime_ms: Some(1500),
+            exit_code: None,
+            signal: None,
+            cpu: None,
+            memory: None,
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain café"), "plain café");
+        assert_eq!(printable("a\nb\tc\rd"), r"a\nb\tc\rd");
+        assert_eq!(printable("\u{1b}[31mred\u{7}"), r"\x1b[31mred\x07");
+        assert_eq!(printable("del\u{7f} csi\u{9b}"), r"del\x7f csi\u{9b}");
+    }
+
+    #[test]
+    fn tables_hold_no_control_bytes_of_user_data() {
+        let evil = "\u{1b}]0;pwned\u{7}\nx";
+        let ls = process_table_styled(&[row(evil, ProcessStatus::Online)], false);
+        assert!(!ls.contains('\u{1b}') && !ls.contains('\u{7}'), "{ls}");
+        assert!(ls.contains(r"\x1b]0;pwned\x07\nx"), "{ls}");
+        let mut app = AppDescription {
+            info: row(evil, ProcessStatus::Stopped),
+            spec: zpm_proto::AppSpec::new(evil, vec!["/bin/echo".into(), evil.into()], "/tmp"),
+        };
+        app.spec.env.insert("K".into(), evil.into());
+        let described = describe_table(&app);
+        assert!(!described.contains('\u{1b}'), "{described}");
+        assert!(described.contains(r"K=\x1b]0;pwned"), "{described}");
+        let agents = agents_table(&[AgentInfo {
+            role: "spawner".into(),
+            host: evil.into(),
+            pid: 1,
+            version: "0.1.0".into(),
+            connected: true,
+        }]);
+        assert!(!agents.contains('\u{1b}'), "{agents}");
+    }
+
+    /// The text a terminal shows: escape sequences removed.
+    fn visible(line: &str) -> String {
+        let mut shown = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(char::is_ascii_alphabetic);
+            } else {
+                shown.push(c);
+            }
+        }
+        shown
+    }
+
+    #[test]
+    fn statuses_are_coloured_only_when_asked_and_stay_aligned() {
+        let rows = [
+            row("web", ProcessStatus::Online),
+            row("bad", ProcessStatus::Errored),
+            row("boot", ProcessStatus::Launching),
+            row("off", ProcessStatus::Stopped),
+        ];
+        let plain = process_table_styled(&rows, false);
+        assert!(!plain.contains('\u{1b}'), "{plain}");
+        let coloured = process_table_styled(&rows, true);
+        // crossterm's 256-colour codes: 10 green, 9 red, 11 yellow, 8 grey.
+        for (status, code) in [
+            ("online", 10),
+            ("errored", 9),
+            ("launching", 11),
+            ("stopped", 8),
+        ] {
+            let line = coloured.lines().find(|l| l.contains(status)).unwrap();
+            let styled = format!("\u{1b}[38;5;{code}m {status}");
+            assert!(line.contains(&styled), "{line:?}");
+        }
+        let widths: Vec<usize> = coloured
+            .lines()
+            .map(|l| visible(l).chars().count())
+            .collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{coloured}");
+        assert_eq!(visible(&coloured), plain);
     }
 }

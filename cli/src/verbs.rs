@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use zpm_proto::commands::{AppDescription, Scale, SignalApps, StartApps, Target};
 use zpm_proto::home::Home;
+use zpm_proto::validate;
 use zpm_proto::{AgentInfo, ProcessInfo};
 use zpm_rpc::{CallError, Client, NoParams};
 
@@ -42,6 +43,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             target,
             json,
         } => {
+            let signal = validate::signal_name("signal", &signal)?;
             let (client, _) = ensure_daemon(home).await?;
             let rows: Vec<ProcessInfo> =
                 call(&client, "app.signal", &SignalApps { target, signal }).await?;
@@ -52,6 +54,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             instances,
             json,
         } => {
+            validate::scale(&name, instances)?;
             let (client, _) = ensure_daemon(home).await?;
             let rows: Vec<ProcessInfo> =
                 call(&client, "app.scale", &Scale { name, instances }).await?;
@@ -132,6 +135,7 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         exp_backoff_restart_delay_ms: args.exp_backoff_restart_delay,
         interpreter: args.interpreter.clone(),
         env_vars: args.env_vars.clone(),
+        env_files: args.env_files.clone(),
         env_name: args.env_name.clone(),
         args: args.args.clone(),
     })

@@ -10,6 +10,7 @@ mod lock;
 mod logs;
 mod process;
 pub mod topics;
+pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong};
 pub use app::AppSpec;

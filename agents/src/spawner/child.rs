@@ -7,7 +7,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::time::Instant;
 use zpm_proto::AppSpec;
@@ -40,19 +39,8 @@ impl Exit {
     }
 }
 
-/// Parses `SIGTERM`, `TERM`, `sigterm` or a number.
-pub fn parse_signal(name: &str) -> Option<Signal> {
-    if let Ok(n) = name.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full).ok()
-}
+/// Parses `SIGTERM`, `TERM`, `sigterm` or a number: the signal table God validates with.
+pub use zpm_proto::validate::parse_signal;
 
 /// A running app process and its group.
 pub struct Run {
@@ -196,14 +184,6 @@ fn parse_stat_group(stat: &str) -> Option<(char, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
-        assert_eq!(parse_signal("int"), Some(Signal::SIGINT));
-        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
-        assert_eq!(parse_signal("SIGNOPE"), None);
-    }
 
     #[test]
     fn stat_parsing_survives_odd_names() {

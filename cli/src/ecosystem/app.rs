@@ -90,6 +90,9 @@ impl Walk {
             "interpreter_args" | "node_args" => d.interpreter_args = field.words()?,
             "cwd" => d.cwd = file.dir.join(non_empty(field)?),
             "env" => self.env = field.env()?,
+            "env_file" => {
+                d.env_files = field.paths()?.iter().map(|p| file.dir.join(p)).collect();
+            }
             "instances" => d.instances = Some(field.instances()?),
             "autorestart" => d.autorestart = Some(field.boolean()?),
             "max_restarts" => d.max_restarts = Some(field.count()?),

@@ -1,7 +1,7 @@
 //! An app before resolution: what the file or the command line said, command-line options
 //! on top; `finish` turns it into an `AppSpec` (program, cwd, env, validation).
 
-use super::{StartOptions, program, validate};
+use super::{StartOptions, env_file, program, validate};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,8 @@ pub(super) struct Draft {
     pub cwd: PathBuf,
     /// Only the explicit variables (file, env block, `--env-var`).
     pub env: BTreeMap<String, String>,
+    /// Absolute paths of dotenv files (`env_file`, then `--env-file`), below `env`.
+    pub env_files: Vec<PathBuf>,
     /// 0 = one per CPU.
     pub instances: Option<u32>,
     pub autorestart: Option<bool>,
@@ -78,6 +80,8 @@ impl Draft {
             .exp_backoff_restart_delay_ms
             .or(self.exp_backoff_restart_delay_ms);
         self.env.extend(options.env_vars.iter().cloned());
+        self.env_files
+            .extend(options.env_files.iter().map(|path| cli_cwd.join(path)));
         if !options.args.is_empty() {
             self.args.clone_from(&options.args);
         }
@@ -109,10 +113,11 @@ impl Draft {
         let name = self.name.clone().unwrap_or(program.default_name);
         validate::name(&name)?;
         let mut spec = AppSpec::new(name, program.argv, cwd);
+        let mut explicit = env_file::read_all(&self.env_files)?;
+        explicit.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        spec.env_explicit = explicit.keys().cloned().collect();
         spec.env = cli_env.clone();
-        spec.env
-            .extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        spec.env_explicit = self.env.keys().cloned().collect();
+        spec.env.extend(explicit);
         spec.instances = validate::instances(self.instances);
         if let Some(namespace) = &self.namespace {
             validate::namespace(namespace)?;
@@ -122,6 +127,7 @@ impl Draft {
             spec.kill_signal = validate::signal(signal)?;
         }
         self.copy_restart_policy(&mut spec);
+        validate::spec(&spec)?;
         Ok(spec)
     }
 

@@ -95,6 +95,20 @@ impl Field<'_> {
         }
     }
 
+    /// One non-empty path or an array of them.
+    pub fn paths(&self) -> anyhow::Result<Vec<String>> {
+        let expected = "a path or an array of paths";
+        let path = |v: &Value| match v {
+            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            _ => Err(self.error(expected)),
+        };
+        match self.value {
+            Value::String(_) => Ok(vec![path(self.value)?]),
+            Value::Array(items) => items.iter().map(path).collect(),
+            _ => Err(self.error(expected)),
+        }
+    }
+
     /// One exit code or an array of them.
     pub fn exit_codes(&self) -> anyhow::Result<Vec<i32>> {
         let expected = "an exit code or an array of exit codes";
@@ -117,9 +131,8 @@ impl Field<'_> {
         };
         map.iter()
             .map(|(name, value)| {
-                if name.is_empty() || name.contains('=') || name.contains('\0') {
-                    return Err(anyhow!("{}: key {:?}: invalid variable name {name:?}", self.app, self.key));
-                }
+                zpm_proto::validate::env_name(name)
+                    .map_err(|e| anyhow!("{}: key {:?}: {e}", self.app, self.key))?;
                 let text = scalar(value).ok_or_else(|| {
                     anyhow!(
                         "{}: key {:?}: variable {name:?} must be a string, number or boolean, got {}",

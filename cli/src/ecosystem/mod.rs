@@ -3,6 +3,7 @@
 
 mod app;
 mod draft;
+mod env_file;
 mod fields;
 mod js;
 mod load;
@@ -32,6 +33,9 @@ pub struct StartOptions {
     pub interpreter: Option<String>,
     /// `--env-var KEY=VALUE` pairs (repeatable), applied last.
     pub env_vars: Vec<(String, String)>,
+    /// `--env-file PATH` files (repeatable, relative to the CLI's cwd), after the
+    /// ecosystem's `env_file`s.
+    pub env_files: Vec<PathBuf>,
     /// `--env NAME`: selects the `env_NAME` block of an ecosystem file, as in PM2.
     pub env_name: Option<String>,
     /// Arguments after `--`.
@@ -66,6 +70,7 @@ pub fn resolve_start(
         }
         vec![Draft::from_target(target, options, cwd)]
     };
+    zpm_proto::validate::app_count(drafts.len())?;
     let mut apps = Vec::with_capacity(drafts.len());
     for draft in drafts {
         apps.push(draft.finish(cli_env, &mut warnings)?);

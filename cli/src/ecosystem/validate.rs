@@ -2,7 +2,8 @@
 
 use anyhow::{Context as _, bail};
 use std::path::Path;
-use std::str::FromStr as _;
+use zpm_proto::AppSpec;
+use zpm_proto::validate as rules;
 
 /// The canonical form of an existing working directory.
 pub(super) fn directory(path: &Path) -> anyhow::Result<String> {
@@ -18,44 +19,23 @@ pub(super) fn directory(path: &Path) -> anyhow::Result<String> {
         .map_err(|p| anyhow::anyhow!("working directory {} is not valid UTF-8", p.display()))
 }
 
-/// App names are how users address apps: ids are numbers and `all` means every app.
+/// The rules God applies too (`zpm_proto::validate`), so the messages are the same.
 pub(super) fn name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() {
-        bail!("the app name is empty");
-    }
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("invalid app name {name:?}: a name cannot be only digits (ids are numbers)");
-    }
-    if name == "all" {
-        bail!("invalid app name \"all\": `all` means every app");
-    }
-    if name.chars().any(char::is_whitespace) {
-        bail!("invalid app name {name:?}: a name cannot contain whitespace");
-    }
-    Ok(())
+    Ok(rules::app_name(name)?)
 }
 
 pub(super) fn namespace(namespace: &str) -> anyhow::Result<()> {
-    if namespace.is_empty() || namespace.chars().any(char::is_whitespace) {
-        bail!("invalid namespace {namespace:?}: it must be non-empty, without whitespace");
-    }
-    Ok(())
+    Ok(rules::namespace(namespace)?)
 }
 
 /// `TERM`, `sigterm` or `SIGTERM` → `SIGTERM`, if the system knows the signal.
 pub(super) fn signal(text: &str) -> anyhow::Result<String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    match nix::sys::signal::Signal::from_str(&full) {
-        Ok(_) => Ok(full),
-        Err(_) => {
-            bail!("unknown kill_signal {text:?}: expected a signal name such as SIGINT or TERM")
-        }
-    }
+    Ok(rules::signal_name("kill_signal", text)?)
+}
+
+/// Every rule God checks, on the finished spec.
+pub(super) fn spec(spec: &AppSpec) -> anyhow::Result<()> {
+    Ok(rules::app_spec(spec)?)
 }
 
 /// 0 (PM2's `max`) = one per CPU; none given = 1.

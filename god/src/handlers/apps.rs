@@ -1,6 +1,7 @@
 //! The app lifecycle the CLI drives. Each verb pushes commands to the spawner and waits
 //! (with a deadline) until the spawner's reports show the result, like PM2's verbs do.
 
+use super::bad_params;
 use crate::persist::Desired;
 use crate::state::God;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,6 +11,7 @@ use zpm_bus::now_ms;
 use zpm_proto::commands::{
     AppDescription, ProcCommand, Scale, SignalApps, SpawnCommand, StartApps, Target,
 };
+use zpm_proto::validate;
 use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, PeerId, RpcError};
 
@@ -96,9 +98,7 @@ pub async fn start(
     params: StartApps,
     ctx: Ctx,
 ) -> Result<Vec<ProcessInfo>, RpcError> {
-    if params.apps.is_empty() {
-        return Err(RpcError::bad_params("no apps to start"));
-    }
+    validate::start_apps(&params.apps).map_err(bad_params)?;
     check_names_free(&god, &params.apps)?;
     start_specs(&god, &ctx, &params.apps).await
 }
@@ -261,6 +261,7 @@ pub async fn signal(
     params: SignalApps,
     ctx: Ctx,
 ) -> Result<Vec<ProcessInfo>, RpcError> {
+    validate::signal_name("signal", &params.signal).map_err(bad_params)?;
     let ids = god.table().resolve(&params.target)?;
     let peer = god.spawner(SPAWNER_WAIT).await?;
     for &id in &ids {
@@ -274,6 +275,7 @@ pub async fn signal(
 }
 
 pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    validate::scale(&params.name, params.instances).map_err(bad_params)?;
     let current = god.table().instances_of(&params.name);
     let Some(&first_id) = current.first() else {
         return Err(RpcError::not_found(format!(

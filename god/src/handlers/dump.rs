@@ -2,13 +2,14 @@
 //! instance count, written atomically to `$ZPM_HOME/dump.json`.
 
 use super::apps::start_specs;
+use super::bad_params;
 use crate::persist::Desired;
 use crate::state::God;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use zpm_proto::{AppSpec, ProcessInfo};
+use zpm_proto::{AppSpec, ProcessInfo, validate};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +88,8 @@ pub async fn resurrect(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Vec<Proce
             format!("{} is not a zpm dump: {e}", path.display()),
         )
     })?;
+    validate::each_app(&dump.apps)
+        .map_err(|e| bad_params(e.within(&path.display().to_string())))?;
     let missing: Vec<AppSpec> = {
         let table = god.table();
         dump.apps

@@ -9,7 +9,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
+use zpm_proto::validate::Invalid;
 use zpm_rpc::{Ctx, NoParams, RpcError, ServerBuilder};
+
+/// A request that breaks a rule of `zpm_proto::validate`: nothing was started or stored.
+fn bad_params(invalid: Invalid) -> RpcError {
+    RpcError::bad_params(invalid.message())
+}
 
 /// Adapts `f(god, params, ctx)` to the handler shape, cloning the `Arc<God>` per request.
 fn on<P, R, F, Fut>(god: &Arc<God>, f: F) -> impl Fn(P, Ctx) -> Fut + Send + Sync + 'static

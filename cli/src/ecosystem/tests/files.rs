@@ -157,6 +157,7 @@ fn command_line_overrides_file_values() {
         interpreter: Some(s("sh")),
         env_vars: vec![(s("K"), s("cli")), (s("NEW"), s("x=y"))],
         env_name: None,
+        env_files: Vec::new(),
         args: vec![s("b"), s("c")],
     };
     let app = &resolve(&dir, "apps.json", &options).unwrap().apps[0];
@@ -356,6 +357,26 @@ fn invalid_values_are_rejected() {
     assert!(
         error.contains(r#"script "missing.sh" is not a file"#),
         "{error}"
+    );
+    assert_eq!(
+        file_error("e.json", &app(r#""name": "w", "instances": 100000"#)),
+        r#"e.json: app "w": invalid instances 100000: expected 1 to 1024"#
+    );
+    assert!(
+        file_error("e.json", &app(r#""name": "a\nb""#))
+            .contains(r#"invalid app name "a\nb": it cannot contain control characters"#)
+    );
+    assert!(
+        file_error("e.json", &app(r#""namespace": "../x""#))
+            .contains(r#"invalid namespace "../x": it cannot contain `/`"#)
+    );
+    assert_eq!(
+        file_error("e.json", &app(r#""name": "w", "stop_exit_codes": [300]"#)),
+        r#"e.json: app "w": invalid stop_exit_codes: 300 is not an exit status (0 to 255)"#
+    );
+    assert_eq!(
+        file_error("e.json", &app(r#""name": "w", "env": {"K": "a\u0000b"}"#)),
+        r#"e.json: app "w": invalid env: the value of "K" contains a NUL byte"#
     );
     let error = file_error("e.json", &app(r#""cwd": "nowhere""#));
     assert!(

@@ -1,5 +1,6 @@
 //! Tests of `zpm start` target resolution, in temporary directories.
 
+mod env_files;
 mod files;
 mod js_files;
 mod parse;

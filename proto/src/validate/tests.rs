@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use super::*;
+
+fn spec() -> AppSpec {
+    AppSpec::new("api", vec!["/bin/sleep".into(), "9".into()], "/tmp")
+}
+
+fn error(result: Result<impl std::fmt::Debug, Invalid>) -> String {
+    result.unwrap_err().to_string()
+}
+
+#[test]
+fn good_names_pass() {
+    for name in [
+        "api",
+        "web-1",
+        "a.b",
+        "x_y",
+        "café",
+        &"n".repeat(MAX_NAME_BYTES),
+    ] {
+        assert_eq!(app_name(name), Ok(()), "{name:?}");
+        assert_eq!(namespace(name), Ok(()), "{name:?}");
+    }
+}
+
+#[test]
+fn bad_names_say_why() {
+    let cases = [
+        ("", "invalid app name \"\": it cannot be empty"),
+        (
+            "a\nb",
+            "invalid app name \"a\\nb\": it cannot contain control characters",
+        ),
+        ("\u{1b}[31mred", "it cannot contain control characters"),
+        ("a b", "it cannot contain whitespace"),
+        ("../..", "it cannot contain `/`, `\\` or `..`, or be `.`"),
+        ("a/b", "`/`"),
+        ("a\\b", "`/`"),
+        ("..", "`..`"),
+        (".", "be `.`"),
+        ("all", "invalid app name \"all\": `all` means every app"),
+        (
+            "0",
+            "invalid app name \"0\": it cannot be only digits (ids are numbers)",
+        ),
+        ("123", "only digits"),
+    ];
+    for (name, expected) in cases {
+        let message = error(app_name(name));
+        assert!(message.contains(expected), "{name:?}: {message}");
+    }
+    let long = "n".repeat(MAX_NAME_BYTES + 1);
+    assert!(error(app_name(&long)).ends_with("it is longer than 64 bytes"));
+    assert!(error(namespace("all")).starts_with("invalid namespace \"all\""));
+}
+
+#[test]
+fn one_signal_table_for_parsing_and_validation() {
+    assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
+    assert_eq!(parse_signal("int"), Some(Signal::SIGINT));
+    assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
+    assert_eq!(parse_signal("SIGNOPE"), None);
+    assert_eq!(parse_signal("0"), None);
+    assert_eq!(signal_name("kill_signal", "term").unwrap(), "SIGTERM");
+    assert_eq!(signal_name("signal", "SIGUSR2").unwrap(), "SIGUSR2");
+    assert_eq!(
+        error(signal_name("signal", "SIGFOO")),
+        "unknown signal \"SIGFOO\": expected a signal name such as SIGINT or TERM"
+    );
+}
+
+#[test]
+fn instances_are_bounded() {
+    assert_eq!(instances(1), Ok(1));
+    assert_eq!(instances(MAX_INSTANCES), Ok(MAX_INSTANCES));
+    assert_eq!(
+        error(instances(0)),
+        "invalid instances 0: expected 1 to 1024"
+    );
+    assert!(error(instances(100_000)).starts_with("invalid instances 100000"));
+    assert_eq!(
+        error(scale("web", 0)),
+        "app \"web\": invalid instances 0: expected 1 to 1024"
+    );
+}
+
+#[test]
+fn argv_cwd_and_env_rules() {
+    assert!(error(argv(&[])).contains("it is empty"));
+    assert!(error(argv(&[String::new()])).contains("argv[0]) is empty"));
+    assert!(error(argv(&["a".into(), "b\0".into()])).contains("argv[1] contains a NUL byte"));
+    assert!(error(cwd("relative/dir")).contains("must be an absolute path"));
+    assert!(error(cwd("/a\0b")).contains("NUL"));
+    let mut vars = BTreeMap::new();
+    vars.insert("GOOD".to_owned(), "value".to_owned());
+    assert_eq!(env(&vars), Ok(()));
+    vars.insert("BAD".to_owned(), "a\0b".to_owned());
+    assert!(error(env(&vars)).contains("the value of \"BAD\" contains a NUL byte"));
+    assert!(error(env_name("A=B")).contains("without `=`"));
+    let many: BTreeMap<String, String> = (0..=MAX_ENV_ENTRIES)
+        .map(|n| (format!("V{n}"), String::new()))
+        .collect();
+    assert!(error(env(&many)).contains("at most 4096"));
+}
+
+#[test]
+fn exit_codes_are_bounded() {
+    assert_eq!(stop_exit_codes(&[0, 2, 255]), Ok(()));
+    assert!(error(stop_exit_codes(&[256])).contains("256 is not an exit status"));
+    assert!(error(stop_exit_codes(&[-1])).contains("-1 is not an exit status"));
+    assert!(error(stop_exit_codes(&vec![0; MAX_STOP_EXIT_CODES + 1])).contains("at most 256"));
+}
+
+#[test]
+fn whole_specs() {
+    assert_eq!(app_spec(&spec()), Ok(()));
+    let mut bad = spec();
+    bad.kill_signal = "SIGFOO".into();
+    assert_eq!(
+        error(start_apps(&[spec(), bad])),
+        "app \"api\": unknown kill_signal \"SIGFOO\": expected a signal name such as SIGINT or TERM"
+    );
+    let mut unnamed = spec();
+    unnamed.name = "all".into();
+    assert!(error(start_apps(&[unnamed])).starts_with("app at index 0: invalid app name \"all\""));
+    let mut slow = spec();
+    slow.kill_timeout_ms = u64::MAX;
+    assert!(error(app_spec(&slow)).starts_with("invalid kill_timeout_ms"));
+    let mut huge = spec();
+    huge.argv.push("x".repeat(MAX_SPEC_BYTES));
+    assert!(error(app_spec(&huge)).contains("bytes of text, at most"));
+}
+
+#[test]
+fn request_size() {
+    assert_eq!(error(start_apps(&[])), "no apps to start");
+    let many = vec![spec(); MAX_APPS_PER_REQUEST + 1];
+    assert_eq!(
+        error(start_apps(&many)),
+        "257 apps in one request, at most 256"
+    );
+}

@@ -1,0 +1,355 @@
+//! God validates every request itself (bad names, argv, signals, counts… → `bad_params`,
+//! nothing started or stored), tables never write control bytes of user data, and env
+//! files feed the app's environment with the documented precedence.
+
+use crate::harness::{Zpm, poll, zpm_processes};
+use serde_json::{Value, json};
+use std::time::Duration;
+use zpm_proto::{AppSpec, PROTOCOL_VERSION};
+use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode, RpcError};
+
+/// Calls God directly, as a third party would: params are sent exactly as given.
+fn rpc(zpm: &Zpm, method: &str, params: &Value) -> Result<Value, RpcError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let options = ClientOptions {
+            version: PROTOCOL_VERSION,
+            ..ClientOptions::default()
+        };
+        let endpoint = format!("ipc://{}", zpm.path("rpc.sock").display());
+        let client = Client::with_options(&endpoint, options);
+        match client
+            .call::<_, Value>(method, params, Duration::from_secs(60))
+            .await
+        {
+            Ok(result) => Ok(result),
+            Err(CallError::Remote(e)) => Err(e),
+            Err(e) => panic!("{method}: {e}"),
+        }
+    })
+}
+
+/// Asserts God refused `params` with `bad_params` and a message containing `expected`.
+fn refused(zpm: &Zpm, method: &str, params: &Value, expected: &str) {
+    let error = rpc(zpm, method, params).expect_err("God should refuse");
+    assert_eq!(error.code, ErrorCode::BadParams, "{error}");
+    assert!(
+        error.message.contains(expected),
+        "{method}: {:?} does not contain {expected:?}",
+        error.message
+    );
+}
+
+/// A valid spec, as the wire carries it, of an app marked with the test's marker (its
+/// shell stays, with the marker as `$0`).
+fn good_spec(zpm: &Zpm, name: &str) -> Value {
+    let argv = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "sleep 1000; exit 0".to_owned(),
+        zpm.marker.clone(),
+    ];
+    let spec = AppSpec::new(name, argv, zpm.home().display().to_string());
+    serde_json::to_value(spec).unwrap()
+}
+
+fn with(mut spec: Value, key: &str, value: Value) -> Value {
+    spec[key] = value;
+    spec
+}
+
+/// (field, bad value, what God's message says), for `app.start`.
+fn bad_fields() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
+            "name",
+            json!("a\nb"),
+            r#"app at index 1: invalid app name "a\nb": it cannot contain control characters"#,
+        ),
+        (
+            "name",
+            json!("\u{1b}[31mred"),
+            "it cannot contain control characters",
+        ),
+        (
+            "name",
+            json!("../.."),
+            "invalid app name \"../..\": it cannot contain `/`",
+        ),
+        (
+            "name",
+            json!(""),
+            "invalid app name \"\": it cannot be empty",
+        ),
+        (
+            "name",
+            json!("all"),
+            "invalid app name \"all\": `all` means every app",
+        ),
+        (
+            "name",
+            json!("0"),
+            "invalid app name \"0\": it cannot be only digits",
+        ),
+        ("name", json!("n".repeat(65)), "it is longer than 64 bytes"),
+        (
+            "namespace",
+            json!("a/b"),
+            "app \"good\": invalid namespace \"a/b\"",
+        ),
+        (
+            "argv",
+            json!([]),
+            "app \"good\": invalid argv: it is empty (no program)",
+        ),
+        ("argv", json!([""]), "the program (argv[0]) is empty"),
+        (
+            "argv",
+            json!(["/bin/echo", "a\0b"]),
+            "argv[1] contains a NUL byte",
+        ),
+        (
+            "cwd",
+            json!("relative"),
+            "invalid cwd \"relative\": it must be an absolute path",
+        ),
+        (
+            "env",
+            json!({"K": "a\0b"}),
+            "the value of \"K\" contains a NUL byte",
+        ),
+        ("env", json!({"A=B": "x"}), "variable name \"A=B\""),
+        (
+            "kill_signal",
+            json!("SIGFOO"),
+            "app \"good\": unknown kill_signal \"SIGFOO\"",
+        ),
+        (
+            "instances",
+            json!(100_000),
+            "app \"good\": invalid instances 100000: expected 1 to 1024",
+        ),
+        ("instances", json!(0), "invalid instances 0"),
+        ("stop_exit_codes", json!([999]), "999 is not an exit status"),
+        (
+            "kill_timeout_ms",
+            json!(u64::MAX),
+            "invalid kill_timeout_ms",
+        ),
+    ]
+}
+
+#[test]
+fn god_refuses_bad_app_start_and_starts_nothing() {
+    let zpm = Zpm::new();
+    zpm.ok(&["ping"]);
+    let spec = good_spec(&zpm, "good");
+    for (key, value, expected) in bad_fields() {
+        let bad = with(spec.clone(), key, value);
+        refused(
+            &zpm,
+            "app.start",
+            &json!({ "apps": [spec.clone(), bad] }),
+            expected,
+        );
+    }
+    let many: Vec<Value> = (0..300)
+        .map(|n| good_spec(&zpm, &format!("app{n}")))
+        .collect();
+    refused(
+        &zpm,
+        "app.start",
+        &json!({ "apps": many }),
+        "300 apps in one request, at most 256",
+    );
+    refused(
+        &zpm,
+        "app.start",
+        &json!({ "apps": [] }),
+        "no apps to start",
+    );
+    assert!(zpm.ls().is_empty(), "{:#?}", zpm.ls());
+    // Commands to the spawner are ordered: had anything above been spawned, it would run
+    // by the time this good app does.
+    let started = rpc(&zpm, "app.start", &json!({ "apps": [spec] })).unwrap();
+    assert_eq!(started.as_array().unwrap().len(), 1);
+    zpm.wait_marked(1);
+    let rows = zpm.ls();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["name"], "good");
+}
+
+#[test]
+fn signal_and_scale_are_checked_by_the_cli_and_by_god() {
+    let zpm = Zpm::new();
+    let error = zpm.fails(&["signal", "SIGFOO", "app"]);
+    assert!(
+        error.contains(r#"unknown signal "SIGFOO": expected a signal name such as SIGINT or TERM"#),
+        "{error}"
+    );
+    assert!(
+        zpm_processes(zpm.home(), &["daemon"]).is_empty(),
+        "a refused signal must not even reach (or launch) the daemon"
+    );
+    let error = zpm.fails(&["scale", "app", "100000"]);
+    assert!(
+        error.contains(r#"app "app": invalid instances 100000: expected 1 to 1024"#),
+        "{error}"
+    );
+    zpm.ok(&["ping"]);
+    rpc(
+        &zpm,
+        "app.start",
+        &json!({ "apps": [good_spec(&zpm, "sig")] }),
+    )
+    .unwrap();
+    let pid = zpm.wait_marked(1);
+    refused(
+        &zpm,
+        "app.signal",
+        &json!({"target": "sig", "signal": "SIGFOO"}),
+        r#"unknown signal "SIGFOO""#,
+    );
+    refused(
+        &zpm,
+        "app.scale",
+        &json!({"name": "sig", "instances": 0}),
+        r#"app "sig": invalid instances 0: expected 1 to 1024"#,
+    );
+    refused(
+        &zpm,
+        "app.scale",
+        &json!({"name": "sig", "instances": 100_000}),
+        "invalid instances 100000",
+    );
+    let rows = zpm.ls();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["restarts"], 0);
+    assert_eq!(zpm.marked(), pid);
+}
+
+#[test]
+fn resurrect_refuses_a_dump_with_a_bad_app() {
+    let zpm = Zpm::new();
+    let bad = with(good_spec(&zpm, "b"), "name", json!("evil\u{1b}]0;x\u{7}"));
+    let dump = json!({"version": 1, "apps": [good_spec(&zpm, "fine"), bad]});
+    std::fs::write(zpm.path("dump.json"), dump.to_string()).unwrap();
+    let error = zpm.fails(&["resurrect"]);
+    let expected = format!(
+        "{}: app at index 1: invalid app name \"evil\\u{{1b}}]0;x\\u{{7}}\": it cannot contain control characters",
+        zpm.path("dump.json").display()
+    );
+    assert!(error.contains(&expected), "{error}\nexpected {expected}");
+    assert!(zpm.ls().is_empty());
+    assert!(zpm.marked().is_empty());
+}
+
+#[test]
+fn ls_piped_writes_no_control_bytes_of_an_old_state_file() {
+    let zpm = Zpm::new();
+    let mut spec = good_spec(&zpm, "x");
+    spec["name"] = json!("old\u{1b}[2J\nname");
+    let state = json!({
+        "version": 1,
+        "next_id": 1,
+        "apps": [{"id": 0, "instance": 0, "desired": "stopped", "restarts": 0, "spec": spec}],
+    });
+    std::fs::write(zpm.path("state.json"), state.to_string()).unwrap();
+    let rows = zpm.ls();
+    assert_eq!(
+        rows[0]["name"], "old\u{1b}[2J\nname",
+        "the state was loaded"
+    );
+    for verb in [&["ls"][..], &["describe", "0"]] {
+        let out = zpm
+            .cmd()
+            .args(verb)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{verb:?}");
+        assert!(!out.stdout.contains(&0x1b), "{verb:?} wrote an ESC byte");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(r"old\x1b[2J\nname"), "{verb:?}:\n{text}");
+    }
+}
+
+/// An app that writes the variables under test to `rec-<name>.txt`.
+fn env_recorder(zpm: &Zpm) -> String {
+    let script = zpm.script(
+        "envrec.sh",
+        "#!/bin/sh\necho \"$L0 $L1 $L2 $L3 $L4 $L5\" > \"rec-$ZPM_NAME.tmp\"\nmv \"rec-$ZPM_NAME.tmp\" \"rec-$ZPM_NAME.txt\"\nexec sleep 1000\n",
+    );
+    script.display().to_string()
+}
+
+/// Each `Ln` is set by the CLI's env and every level up to level n; `L5` only by the CLI's
+/// env and `env_file`. Runs in the ecosystem file's directory (`conf/`).
+#[test]
+fn env_file_precedence_end_to_end() {
+    let zpm = Zpm::new();
+    let script = env_recorder(&zpm);
+    std::fs::create_dir(zpm.path("conf")).unwrap();
+    std::fs::write(
+        zpm.path("conf/.env"),
+        "L1=file\nL2=file\nL3=file\nL4=file\nL5=file\nAPI_TOKEN=hunter2\n",
+    )
+    .unwrap();
+    std::fs::write(zpm.path("cli.env"), "L1=clifile\n").unwrap();
+    let eco = json!({"apps": [{
+        "name": "prec",
+        "script": script,
+        "args": [zpm.marker.clone()],
+        "env_file": ".env",
+        "env": {"L2": "env", "L3": "env", "L4": "env"},
+        "env_production": {"L3": "prod", "L4": "prod"},
+    }]});
+    std::fs::write(zpm.path("conf/eco.json"), eco.to_string()).unwrap();
+    let mut cmd = zpm.cmd();
+    for level in ["L0", "L1", "L2", "L3", "L4", "L5"] {
+        cmd.env(level, "cli");
+    }
+    let args = [
+        "start",
+        "conf/eco.json",
+        "--env",
+        "production",
+        "--env-file",
+        "cli.env",
+        "--env-var",
+        "L4=var",
+    ];
+    let out = cmd.args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = poll("prec recorded its env", || {
+        std::fs::read_to_string(zpm.path("conf/rec-prec.txt")).ok()
+    });
+    assert_eq!(recorded.trim(), "cli clifile env prod var file");
+    let described = zpm.json(&["describe", "prec"]);
+    let env = &described[0]["spec"]["env"];
+    assert_eq!(env["L5"], "file", "env file variables are explicit: {env}");
+    assert_eq!(env["API_TOKEN"], "****", "secret-looking values are masked");
+    assert!(env.get("L0").is_none(), "inherited variables are not shown");
+}
+
+#[test]
+fn a_missing_env_file_starts_nothing() {
+    let zpm = Zpm::new();
+    let script = env_recorder(&zpm);
+    let error = zpm.fails(&["start", &script, "--env-file", "absent.env"]);
+    assert!(
+        error.contains(&format!(
+            "env file {}: cannot read",
+            zpm.path("absent.env").display()
+        )),
+        "{error}"
+    );
+    assert!(zpm_processes(zpm.home(), &["daemon"]).is_empty());
+}
