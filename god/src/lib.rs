@@ -44,6 +44,7 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     let server = handlers::register(Arc::clone(&god))
         .bind(&[&options.home.rpc_endpoint()])
         .await?;
+    let _ = god.rpc_guard.set(server.guard_stats());
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
     options.launcher.launch("spawner")?;

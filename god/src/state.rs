@@ -23,6 +23,8 @@ pub struct God {
     /// Bumped on every change of the table or registry; handlers wait on it.
     changes: watch::Sender<u64>,
     publisher: zpm_bus::Publisher,
+    /// The rpc server's guard counters, once it is bound.
+    pub rpc_guard: std::sync::OnceLock<std::sync::Arc<zpm_rpc::GuardStats>>,
     pub shutdown: Notify,
 }
 
@@ -46,6 +48,7 @@ impl God {
             registry: Mutex::new(Registry::default()),
             changes: watch::Sender::new(0),
             publisher,
+            rpc_guard: std::sync::OnceLock::new(),
             shutdown: Notify::new(),
         }
     }
@@ -68,7 +71,19 @@ impl God {
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             warnings: self.warnings.clone(),
+            guards: self.guard_counters(),
         }
+    }
+
+    fn guard_counters(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+        let mut guards = std::collections::BTreeMap::new();
+        if let Some(rpc) = self.rpc_guard.get() {
+            guards.insert("rpc".to_owned(), rpc.snapshot().by_name());
+        }
+        guards.insert("bus".to_owned(), self.publisher.guard_counters().by_name());
+        guards
     }
 
     /// Writes the desired state to disk. Called after every change of it.

@@ -10,6 +10,10 @@ pub struct Pong {
     /// Problems God wants the user to know about (e.g. a corrupt state file set aside).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Per endpoint (`rpc`, `bus`): what its frame guard counted — connections, peers
+    /// refused and cut off, and why (PROTOCOL.md, "Limits").
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub guards: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// What an agent says when it dials in: params of `agent.hello`.

@@ -22,7 +22,7 @@ pub use client::{Client, ClientOptions, Push};
 pub use endpoint::is_loopback_or_ipc;
 pub use envelope::{ENVELOPE_VERSION, NoParams};
 pub use error::{BindError, CallError, ErrorCode, RpcError};
-pub use guard::{Guard, GuardCounters, GuardLimits, Ledger, bind_endpoint};
+pub use guard::{Guard, GuardCounters, GuardLimits, GuardStats, Ledger, bind_endpoint};
 pub use handler::Ctx;
 pub use scan::ScanLimits;
 pub use server::{PeerId, Pusher, Server, ServerBuilder, ServerStats};

@@ -3,7 +3,7 @@
 
 use crate::envelope::{ENVELOPE_VERSION, encode_error_reply, encode_message, encode_ok_reply};
 use crate::error::{BindError, ErrorCode, RpcError};
-use crate::guard::{Guard, GuardCounters, GuardLimits, Ledger, Peer, bind_endpoint};
+use crate::guard::{Guard, GuardCounters, GuardLimits, GuardStats, Ledger, Peer, bind_endpoint};
 use crate::handler::{Ctx, Handler, erase};
 use crate::scan::{Envelope, Incoming, RawId, ScanLimits, decode_incoming};
 use bytes::Bytes;
@@ -173,6 +173,11 @@ impl Server {
     /// What the guard counted: connections, peers cut off and why.
     pub fn guard_counters(&self) -> GuardCounters {
         self.shared.pusher.ledger.stats().snapshot()
+    }
+
+    /// The guard's live counters, to read after the server is handed elsewhere.
+    pub fn guard_stats(&self) -> Arc<GuardStats> {
+        Arc::clone(self.shared.pusher.ledger.stats())
     }
 
     pub fn pusher(&self) -> Pusher {

@@ -52,6 +52,24 @@ pub struct GuardCounters {
     pub commands_dropped: u64,
 }
 
+impl GuardCounters {
+    /// The counters by name, for reports that do not know this type.
+    pub fn by_name(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            ("connections", self.connections),
+            ("refused", self.refused),
+            ("cut_protocol", self.cut_protocol),
+            ("cut_handshake", self.cut_handshake),
+            ("cut_not_reading", self.cut_not_reading),
+            ("cut_over_share", self.cut_over_share),
+            ("commands_dropped", self.commands_dropped),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), n))
+        .collect()
+    }
+}
+
 impl GuardStats {
     pub fn snapshot(&self) -> GuardCounters {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
