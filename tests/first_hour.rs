@@ -71,6 +71,37 @@ fn start_of_an_existing_app_starts_it_again() {
 }
 
 #[test]
+fn start_of_a_stopped_app_after_the_spawner_was_replaced() {
+    let zpm = Zpm::new();
+    let script = sleeper(&zpm);
+    start_named(&zpm, &script, "idle", &[]);
+    zpm.ok(&["stop", "idle"]);
+    zpm.wait_marked(0);
+    let spawner = crate::harness::zpm_processes(zpm.home(), &["agent", "spawner"]);
+    assert_eq!(spawner.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawner[0].cast_signed()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Connected means its hello was handled: God knows what it does not hold.
+    poll("a new spawner connected", || {
+        let agents = zpm.json(&["agents"]);
+        agents
+            .as_array()?
+            .iter()
+            .any(|a| a["connected"] == true && a["pid"] != spawner[0])
+            .then_some(())
+    });
+
+    // The new spawner holds no supervisor for the stopped app: God spawns it anew.
+    let started = zpm.json(&["start", "idle"]);
+    assert_eq!(status(&started[0]), "online", "{started}");
+    assert_eq!(started[0]["restarts"], 1);
+    assert_eq!(zpm.wait_marked(1), vec![pid(&started[0])]);
+}
+
+#[test]
 fn verbs_take_several_targets_resolved_before_acting() {
     let zpm = Zpm::new();
     let script = sleeper(&zpm);

@@ -12,6 +12,9 @@ pub struct Proc {
     pub host: String,
     pub desired: Desired,
     pub report: ProcessReport,
+    /// No supervisor holds it: a stopped app its replaced spawner ran. A restart must spawn
+    /// it anew, since the spawner has nothing to restart.
+    pub unheld: bool,
 }
 
 impl Proc {
@@ -71,6 +74,7 @@ impl Table {
                     host: host.to_owned(),
                     desired: Desired::Running,
                     report: initial_report(id, ProcessStatus::Launching, 0),
+                    unheld: false,
                 };
                 self.procs.insert(id, proc);
                 id
@@ -98,6 +102,7 @@ impl Table {
                 host: host.to_owned(),
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
+                unheld: false,
             };
             table.procs.insert(app.id, proc);
         }
@@ -133,6 +138,7 @@ impl Table {
             host: host.to_owned(),
             desired: Desired::Running,
             report: held.report,
+            unheld: false,
         };
         self.procs.insert(id, proc);
     }

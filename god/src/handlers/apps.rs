@@ -154,7 +154,11 @@ pub async fn restart(
     god.table().set_desired(&ids, Desired::Running);
     god.persist();
     let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each(&ctx, &peer, "proc.restart", &ids).await?;
+    let (respawns, held) = split_unheld(&god, &ids);
+    push_each(&ctx, &peer, "proc.restart", &held).await?;
+    for command in &respawns {
+        ctx.pusher.push(&peer, "proc.spawn", command).await?;
+    }
     let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
     god.wait_table(limit, "restart", |t| {
         ids.iter()
@@ -162,6 +166,30 @@ pub async fn restart(
     })
     .await?;
     Ok(rows(&god, &ids))
+}
+
+/// Splits `ids` into spawn commands for apps no supervisor holds (stopped apps of a
+/// replaced spawner: the spawner could not restart them) and the ids it can restart.
+/// The spawn counts as the restart it stands for.
+fn split_unheld(god: &God, ids: &[u32]) -> (Vec<SpawnCommand>, Vec<u32>) {
+    let mut table = god.table();
+    let mut respawns = Vec::new();
+    let mut held = Vec::new();
+    for &id in ids {
+        match table.get_mut(id) {
+            Some(p) if p.unheld => {
+                p.unheld = false;
+                respawns.push(SpawnCommand {
+                    id,
+                    instance: p.instance,
+                    spec: p.spec.clone(),
+                    restarts: p.report.restarts + 1,
+                });
+            }
+            _ => held.push(id),
+        }
+    }
+    (respawns, held)
 }
 
 /// The reply to a restart shows the new run: the spawner counts every relaunch (even one
