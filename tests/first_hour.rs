@@ -62,6 +62,13 @@ fn start_of_an_existing_app_starts_it_again() {
     );
     assert_eq!(zpm.ls()[0]["restarts"], 2, "a refused start does nothing");
 
+    // Several targets are existing apps, never several scripts.
+    let err = zpm.fails(&["start", "s2", &script]);
+    assert!(
+        err.contains("several targets must all be existing apps"),
+        "{err}"
+    );
+
     // Neither a file, an app, nor a command: one clear error, `zpm:` once.
     let err = zpm.fails(&["start", "no-such-app-or-command-zpm"]);
     assert_eq!(

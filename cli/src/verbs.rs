@@ -143,6 +143,17 @@ async fn start(home: &Home, args: StartArgs) -> anyhow::Result<()> {
     {
         return start_new(home, target, &args, &cwd).await;
     }
+    if args.target.len() > 1
+        && let Some(file) = args
+            .target
+            .iter()
+            .find(|t| is_existing_file(t, &cwd, args.cwd.as_deref()))
+    {
+        bail!(
+            "zpm start takes one script, command or ecosystem file ({file:?}); several targets \
+             must all be existing apps"
+        );
+    }
     let (client, _) = ensure_daemon(home).await?;
     if let Some(rows) = start_existing(&client, &args).await? {
         return show_after(&client, &rows, args.json).await;

@@ -183,7 +183,7 @@ fn split_unheld(god: &God, ids: &[u32]) -> (Vec<SpawnCommand>, Vec<u32>) {
                     id,
                     instance: p.instance,
                     spec: p.spec.clone(),
-                    restarts: p.report.restarts + 1,
+                    restarts: p.report.restarts.saturating_add(1),
                 });
             }
             _ => held.push(id),

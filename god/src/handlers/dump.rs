@@ -59,7 +59,7 @@ pub async fn save(god: Arc<God>, params: Option<SaveParams>, _: Ctx) -> Result<S
         return Err(RpcError::new(
             ErrorCode::Conflict,
             format!(
-                "no app is running: saving would leave an empty dump at {}; use --force to save anyway",
+                "no app is running: saving would leave an empty dump at {}; force it with `zpm save --force`",
                 god.dump_file.display()
             ),
         ));
