@@ -5,6 +5,7 @@ mod autolaunch;
 mod cli;
 mod crash;
 mod ecosystem_files;
+mod first_hour;
 mod harness;
 mod lifecycle;
 mod logs_fetch;

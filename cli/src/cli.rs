@@ -17,13 +17,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Start a script, an executable, a command, or every app of an ecosystem file.
+    /// Start a script, an executable, a command, or every app of an ecosystem file; or
+    /// start again (restart) existing apps named by id, name or namespace.
     Start(Box<StartArgs>),
-    /// Stop apps (id, name, namespace or `all`).
+    /// Stop apps (ids, names, namespaces or `all`).
     Stop(TargetArgs),
-    /// Restart apps (id, name, namespace or `all`).
+    /// Restart apps (ids, names, namespaces or `all`).
     Restart(TargetArgs),
-    /// Stop and forget apps (id, name, namespace or `all`).
+    /// Stop and forget apps (ids, names, namespaces or `all`).
     #[command(visible_alias = "del")]
     Delete(TargetArgs),
     /// List apps.
@@ -34,7 +35,9 @@ pub enum Command {
     /// Send a signal to apps, e.g. `zpm signal SIGUSR2 api`.
     Signal {
         signal: String,
-        target: String,
+        /// App ids, names, namespaces or `all`.
+        #[arg(required = true, value_name = "TARGET")]
+        target: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -50,7 +53,7 @@ pub enum Command {
     /// Stop every app, every agent and the daemon.
     Kill,
     /// Save the running apps to `$ZPM_HOME/dump.json` for `zpm resurrect`.
-    Save,
+    Save(SaveArgs),
     /// Start the apps of the last `zpm save` that are not running.
     Resurrect(JsonArg),
     /// Print (or, as root, install) a systemd unit that runs `zpm resurrect` at boot.
@@ -84,9 +87,20 @@ pub struct JsonArg {
 }
 
 #[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Save even when no app is running (the dump is then empty).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON (`{path, apps}`) instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct TargetArgs {
-    /// An app id, an app name, a namespace, or `all`.
-    pub target: String,
+    /// App ids, app names, namespaces, or `all`.
+    #[arg(required = true, value_name = "TARGET")]
+    pub target: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -94,8 +108,10 @@ pub struct TargetArgs {
 
 #[derive(Args, Debug)]
 pub struct StartArgs {
-    /// Script, executable, command (quoted, with spaces), or ecosystem file (.json, .yaml, .toml, .config.js).
-    pub target: String,
+    /// Script, executable, command (quoted, with spaces), or ecosystem file (.json, .yaml,
+    /// .toml, .config.js); or existing apps (ids, names, namespaces) to start again.
+    #[arg(required = true, value_name = "TARGET")]
+    pub target: Vec<String>,
     /// App name (default: the script's name).
     #[arg(long)]
     pub name: Option<String>,

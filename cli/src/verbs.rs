@@ -1,6 +1,6 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, StartArgs, TargetArgs};
+use crate::cli::{Command, SaveArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::ecosystem::{StartOptions, resolve_start};
 use crate::output::{agents_table, describe_table, print_json, print_line, process_table};
@@ -8,12 +8,13 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
-use zpm_proto::commands::{AppDescription, Scale, SignalApps, StartApps, Target};
+use zpm_proto::commands::{AppDescription, SaveParams, Scale, SignalApps, StartApps, Target};
 use zpm_proto::home::Home;
 use zpm_proto::validate;
 use zpm_proto::{AgentInfo, ProcessInfo};
-use zpm_rpc::{CallError, Client, NoParams};
+use zpm_rpc::{CallError, Client, ErrorCode, NoParams};
 
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
 const VERB_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,8 +46,11 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         } => {
             let signal = validate::signal_name("signal", &signal)?;
             let (client, _) = ensure_daemon(home).await?;
-            let rows: Vec<ProcessInfo> =
-                call(&client, "app.signal", &SignalApps { target, signal }).await?;
+            let params = SignalApps {
+                targets: Target::new(target),
+                signal,
+            };
+            let rows: Vec<ProcessInfo> = call(&client, "app.signal", &params).await?;
             show_after(&client, &rows, json).await
         }
         Command::Scale {
@@ -69,15 +73,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             }
         }
         Command::Kill => kill(home).await,
-        Command::Save => {
-            let (client, _) = ensure_daemon(home).await?;
-            let saved: serde_json::Value = call(&client, "god.save", &NoParams {}).await?;
-            print_line(&format!(
-                "zpm: saved {} app(s) to {}",
-                saved["apps"],
-                saved["path"].as_str().unwrap_or("?")
-            ))
-        }
+        Command::Save(a) => save(home, a).await,
         Command::Resurrect(a) => {
             let (client, _) = ensure_daemon(home).await?;
             let rows: Vec<ProcessInfo> = call(&client, "god.resurrect", &NoParams {}).await?;
@@ -141,11 +137,104 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
     })
 }
 
+/// `zpm start TARGET…`, in PM2's order: an existing file is a script or ecosystem file;
+/// else targets naming existing apps (asked of God) start those again; else a single
+/// target is a command on PATH or a shell string.
 async fn start(home: &Home, args: StartArgs) -> anyhow::Result<()> {
-    let options = start_options(&args)?;
-    let cli_env: BTreeMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let resolved = resolve_start(&args.target, &options, &cli_env, &cwd)?;
+    if let [target] = args.target.as_slice()
+        && is_existing_file(target, &cwd, args.cwd.as_deref())
+    {
+        return start_new(home, target, &args, &cwd).await;
+    }
+    if args.target.len() > 1
+        && let Some(file) = args
+            .target
+            .iter()
+            .find(|t| is_existing_file(t, &cwd, args.cwd.as_deref()))
+    {
+        bail!(
+            "zpm start takes one script, command or ecosystem file ({file:?}); several targets \
+             must all be existing apps"
+        );
+    }
+    let (client, _) = ensure_daemon(home).await?;
+    if let Some(rows) = start_existing(&client, &args).await? {
+        return show_after(&client, &rows, args.json).await;
+    }
+    match args.target.as_slice() {
+        [target] => start_new(home, target, &args, &cwd).await,
+        _ => bail!("zpm start takes one script, command or ecosystem file"),
+    }
+}
+
+/// A file where `zpm start` looks for scripts: the current directory, then `--cwd`.
+fn is_existing_file(target: &str, cwd: &Path, app_cwd: Option<&Path>) -> bool {
+    cwd.join(target).is_file() || app_cwd.is_some_and(|dir| cwd.join(dir).join(target).is_file())
+}
+
+/// Starts the targets again if God knows them all (PM2 runs its restart for an existing
+/// name or id). `None`: the single target names no app, so it is something new to run.
+async fn start_existing(
+    client: &Client,
+    args: &StartArgs,
+) -> anyhow::Result<Option<Vec<ProcessInfo>>> {
+    let targets = Target::new(args.target.clone());
+    let known = client
+        .call::<_, serde::de::IgnoredAny>("app.describe", &targets, VERB_TIMEOUT)
+        .await;
+    match known {
+        Ok(_) => {}
+        Err(CallError::Remote(e)) if e.code == ErrorCode::NotFound && args.target.len() == 1 => {
+            return Ok(None);
+        }
+        Err(CallError::Remote(e)) => bail!("{}", e.message),
+        Err(e) => return Err(e).context("calling app.describe"),
+    }
+    let given = new_app_options(args);
+    if !given.is_empty() {
+        let names: Vec<String> = args.target.iter().map(|t| format!("{t:?}")).collect();
+        bail!(
+            "{} names an existing app, which zpm start starts again as it is: {} only apply to \
+             new apps (zpm delete it first to start it with new options)",
+            names.join(", "),
+            given.join(", ")
+        );
+    }
+    call(client, "app.restart", &targets).await.map(Some)
+}
+
+/// The options of `args` that shape a new app, which an existing app cannot take.
+fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
+    [
+        (args.name.is_some(), "--name"),
+        (args.instances.is_some(), "--instances"),
+        (args.cwd.is_some(), "--cwd"),
+        (args.namespace.is_some(), "--namespace"),
+        (args.no_autorestart, "--no-autorestart"),
+        (args.max_restarts.is_some(), "--max-restarts"),
+        (args.min_uptime.is_some(), "--min-uptime"),
+        (args.restart_delay.is_some(), "--restart-delay"),
+        (args.kill_timeout.is_some(), "--kill-timeout"),
+        (
+            args.exp_backoff_restart_delay.is_some(),
+            "--exp-backoff-restart-delay",
+        ),
+        (args.interpreter.is_some(), "--interpreter"),
+        (!args.env_vars.is_empty(), "--env-var"),
+        (args.env_name.is_some(), "--env"),
+        (!args.args.is_empty(), "arguments after --"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect()
+}
+
+/// Starts a new app from a script, command or ecosystem file.
+async fn start_new(home: &Home, target: &str, args: &StartArgs, cwd: &Path) -> anyhow::Result<()> {
+    let options = start_options(args)?;
+    let cli_env: BTreeMap<String, String> = std::env::vars().collect();
+    let resolved = resolve_start(target, &options, &cli_env, cwd)?;
     for warning in &resolved.warnings {
         eprintln!("zpm: warning: {warning}");
     }
@@ -163,7 +252,7 @@ async fn start(home: &Home, args: StartArgs) -> anyhow::Result<()> {
 
 async fn lifecycle(home: &Home, method: &str, t: TargetArgs) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
-    let rows: Vec<ProcessInfo> = call(&client, method, &Target { target: t.target }).await?;
+    let rows: Vec<ProcessInfo> = call(&client, method, &Target::new(t.target)).await?;
     show_after(&client, &rows, t.json).await
 }
 
@@ -179,8 +268,7 @@ async fn list(home: &Home, json: bool) -> anyhow::Result<()> {
 
 async fn describe(home: &Home, t: TargetArgs) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
-    let apps: Vec<AppDescription> =
-        call(&client, "app.describe", &Target { target: t.target }).await?;
+    let apps: Vec<AppDescription> = call(&client, "app.describe", &Target::new(t.target)).await?;
     if t.json {
         return print_json(&apps);
     }
@@ -188,6 +276,21 @@ async fn describe(home: &Home, t: TargetArgs) -> anyhow::Result<()> {
         print_line(&describe_table(app))?;
     }
     Ok(())
+}
+
+/// Writes the dump; God refuses an empty one unless `--force`.
+async fn save(home: &Home, args: SaveArgs) -> anyhow::Result<()> {
+    let (client, _) = ensure_daemon(home).await?;
+    let params = SaveParams { force: args.force };
+    let saved: serde_json::Value = call(&client, "god.save", &params).await?;
+    if args.json {
+        return print_json(&saved);
+    }
+    print_line(&format!(
+        "zpm: saved {} app(s) to {}",
+        saved["apps"],
+        saved["path"].as_str().unwrap_or("?")
+    ))
 }
 
 /// Orders God to stop everything and exit, then waits until its process is gone.

@@ -1,7 +1,7 @@
 //! The process table: desired state (specs, ids) and the last report of each app instance.
 
 use crate::persist::{Desired, STATE_VERSION, SavedApp, SavedState};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use zpm_proto::{AppSpec, ProcessInfo, ProcessReport, ProcessStatus};
 use zpm_rpc::{ErrorCode, RpcError};
 
@@ -12,6 +12,9 @@ pub struct Proc {
     pub host: String,
     pub desired: Desired,
     pub report: ProcessReport,
+    /// No supervisor holds it: a stopped app its replaced spawner ran. A restart must spawn
+    /// it anew, since the spawner has nothing to restart.
+    pub unheld: bool,
 }
 
 impl Proc {
@@ -72,6 +75,7 @@ impl Table {
                     host: host.to_owned(),
                     desired: Desired::Running,
                     report: initial_report(id, ProcessStatus::Launching, 0),
+                    unheld: false,
                 };
                 self.procs.insert(id, proc);
                 id
@@ -99,6 +103,7 @@ impl Table {
                 host: host.to_owned(),
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
+                unheld: false,
             };
             table.procs.insert(app.id, proc);
         }
@@ -134,6 +139,7 @@ impl Table {
             host: host.to_owned(),
             desired: Desired::Running,
             report: held.report,
+            unheld: false,
         };
         self.procs.insert(id, proc);
     }
@@ -224,6 +230,58 @@ impl Table {
             .any(|p| p.spec.name == name && p.spec.namespace == namespace)
     }
 
+    /// Resolves every target before anything is acted on: the ids in order of first mention,
+    /// each once, or an error naming every target that matches nothing.
+    pub fn resolve_all(&self, targets: &[&str]) -> Result<Vec<u32>, RpcError> {
+        if targets.is_empty() {
+            return Err(RpcError::bad_params(
+                "no target given (an id, a name, a namespace or `all`)",
+            ));
+        }
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        let mut unknown = Vec::new();
+        for target in targets {
+            match self.resolve(target) {
+                Ok(found) => ids.extend(found.into_iter().filter(|id| seen.insert(*id))),
+                Err(_) => unknown.push(format!("{target:?}")),
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(ids);
+        }
+        let nothing_done = if targets.len() > 1 {
+            "; nothing was done"
+        } else {
+            ""
+        };
+        Err(RpcError::new(
+            ErrorCode::NotFound,
+            format!(
+                "no app matches {} (not an id, name or namespace){nothing_done}",
+                unknown.join(" or ")
+            ),
+        ))
+    }
+
+    /// The `count` instances of app `name` a scale-down removes: errored or stopped ones
+    /// first (they serve nothing), then the highest instance numbers.
+    pub fn scale_down_victims(&self, name: &str, count: usize) -> Vec<u32> {
+        let mut found: Vec<&Proc> = self
+            .procs
+            .values()
+            .filter(|p| p.spec.name == name)
+            .collect();
+        let serving = |p: &Proc| {
+            !matches!(
+                p.report.status,
+                ProcessStatus::Errored | ProcessStatus::Stopped
+            )
+        };
+        found.sort_by_key(|p| (serving(p), std::cmp::Reverse(p.instance)));
+        found.iter().take(count).map(|p| p.id).collect()
+    }
+
     /// Resolves a target: `all`, an id, an app name, or a namespace.
     pub fn resolve(&self, target: &str) -> Result<Vec<u32>, RpcError> {
         let ids: Vec<u32> = if target == "all" {
@@ -285,5 +343,38 @@ mod tests {
         assert_eq!(t.resolve("jobs").unwrap(), vec![2]);
         assert_eq!(t.resolve("nope").unwrap_err().code, ErrorCode::NotFound);
         assert_eq!(t.resolve("7").unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn several_targets_resolve_together_once_each() {
+        let mut t = Table::default();
+        t.add(&spec("api", "web"), "h", 0, 2);
+        t.add(&spec("worker", "jobs"), "h", 0, 1);
+        assert_eq!(
+            t.resolve_all(&["worker", "api", "1"]).unwrap(),
+            vec![2, 0, 1]
+        );
+        assert_eq!(t.resolve_all(&["all", "api"]).unwrap(), vec![0, 1, 2]);
+        let err = t.resolve_all(&["api", "nope", "9"]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert!(
+            err.message.contains(r#""nope" or "9""#) && err.message.contains("nothing was done"),
+            "{}",
+            err.message
+        );
+        assert_eq!(t.resolve_all(&[]).unwrap_err().code, ErrorCode::BadParams);
+    }
+
+    #[test]
+    fn scale_down_removes_broken_instances_then_the_highest() {
+        let mut t = Table::default();
+        t.add(&spec("api", "web"), "h", 0, 5);
+        for id in 0..5 {
+            t.get_mut(id).unwrap().report.status = ProcessStatus::Online;
+        }
+        t.get_mut(1).unwrap().report.status = ProcessStatus::Errored;
+        t.get_mut(2).unwrap().report.status = ProcessStatus::Stopped;
+        assert_eq!(t.scale_down_victims("api", 3), vec![2, 1, 4]);
+        assert_eq!(t.scale_down_victims("api", 1), vec![2]);
     }
 }

@@ -9,18 +9,58 @@ pub struct StartApps {
     pub apps: Vec<AppSpec>,
 }
 
-/// `app.stop`, `app.restart`, `app.delete`, `app.describe`: an id, a name, a namespace, or `all`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `app.stop`, `app.restart`, `app.delete`, `app.describe`: one or more targets, each an
+/// id, a name, a namespace, or `all`. v1 peers send `target` (one); `targets` (several) was
+/// added without a version bump, so a receiver takes both together.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
-/// `app.signal`.
+impl Target {
+    /// One target as `target` (understood by every v1 God), several as `targets`.
+    pub fn new(mut targets: Vec<String>) -> Self {
+        if targets.len() == 1 {
+            Self {
+                target: targets.pop(),
+                targets: Vec::new(),
+            }
+        } else {
+            Self {
+                target: None,
+                targets,
+            }
+        }
+    }
+
+    /// Every target named, `target` first, in the order given.
+    pub fn names(&self) -> Vec<&str> {
+        self.target
+            .iter()
+            .chain(&self.targets)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `app.signal`: the targets as in [`Target`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalApps {
-    pub target: String,
+    #[serde(flatten)]
+    pub targets: Target,
     /// Signal name, e.g. `SIGUSR2`.
     pub signal: String,
+}
+
+/// `god.save`; absent params mean `{force: false}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveParams {
+    /// Write the dump even when no app is running (it would then be empty).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `app.scale`.
@@ -75,4 +115,47 @@ pub struct ProcCommand {
 pub struct SignalCommand {
     pub id: u32,
     pub signal: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn decode<T: serde::de::DeserializeOwned>(map: &BTreeMap<&str, Vec<&str>>) -> T {
+        rmp_serde::from_slice(&rmp_serde::to_vec_named(map).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn target_and_targets_are_taken_together() {
+        let one: Target = rmp_serde::from_slice(
+            &rmp_serde::to_vec_named(&Target::new(vec!["a".into()])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(one.names(), vec!["a"]);
+        let many: Target = decode(&BTreeMap::from([("targets", vec!["b", "3"])]));
+        assert_eq!(many.names(), vec!["b", "3"]);
+        let v1 = rmp_serde::to_vec_named(&BTreeMap::from([("target", "api")])).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Target>(&v1).unwrap().names(),
+            vec!["api"]
+        );
+    }
+
+    #[test]
+    fn signal_params_keep_the_v1_shape() {
+        let params = SignalApps {
+            targets: Target::new(vec!["api".into()]),
+            signal: "SIGUSR2".into(),
+        };
+        let bytes = rmp_serde::to_vec_named(&params).unwrap();
+        let v1 =
+            rmp_serde::to_vec_named(&BTreeMap::from([("target", "api"), ("signal", "SIGUSR2")]))
+                .unwrap();
+        let as_map: BTreeMap<String, String> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(as_map.len(), 2, "only target and signal: {as_map:?}");
+        assert_eq!(as_map["target"], "api");
+        assert_eq!(rmp_serde::from_slice::<SignalApps>(&v1).unwrap(), params);
+    }
 }

@@ -73,6 +73,8 @@ pub fn spawn(spec: &AppSpec, id: u32, instance: u32) -> std::io::Result<Spawned>
         .env("ZPM_ID", id.to_string())
         .env("ZPM_NAME", &spec.name)
         .env("ZPM_INSTANCE", instance.to_string())
+        // What PM2 sets; apps written for PM2 pick their instance role from it.
+        .env("NODE_APP_INSTANCE", instance.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -116,19 +118,22 @@ impl Run {
         }
     }
 
-    /// Stops the whole group: `signal`, then SIGKILL after `timeout`. Returns the leader's exit.
-    pub async fn stop(&mut self, signal: Signal, timeout: Duration) -> Exit {
-        let deadline = Instant::now() + timeout;
-        self.signal(signal);
-        let exit = match tokio::time::timeout_at(deadline, self.wait()).await {
+    /// Waits for the leader until `deadline`, then SIGKILLs the group and waits for good.
+    /// Cancel-safe: a caller may give up early and call it again (e.g. with a nearer deadline).
+    pub async fn wait_or_kill(&mut self, deadline: Instant) -> Exit {
+        match tokio::time::timeout_at(deadline, self.wait()).await {
             Ok(exit) => exit,
             Err(_) => {
                 self.signal(Signal::SIGKILL);
                 self.wait().await
             }
-        };
+        }
+    }
+
+    /// After the leader of a stopped run exited: ends the rest of its group, SIGKILL at
+    /// `deadline`.
+    pub async fn clear_group(&self, deadline: Instant) {
         clear_group(self.group(), deadline).await;
-        exit
     }
 
     /// After the leader exited by itself: ends what it left behind in its group.

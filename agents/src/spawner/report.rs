@@ -110,6 +110,10 @@ impl Reporter {
         self.send(Outbound::Report(self.current.clone()));
     }
 
+    pub fn set_restarts(&mut self, restarts: u32) {
+        self.current.restarts = restarts;
+    }
+
     pub fn set_exit(&mut self, exit: Exit) {
         self.current.exit_code = exit.code;
         self.current.signal = exit.signal;

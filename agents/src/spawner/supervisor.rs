@@ -11,7 +11,16 @@ use nix::sys::signal::Signal;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use zpm_proto::{AppSpec, LogStream, ProcessEventKind, ProcessStatus};
+
+/// After these the supervisor ends (`None`: God's channel to it closed).
+fn is_final(command: Option<AppCommand>) -> bool {
+    matches!(
+        command,
+        None | Some(AppCommand::Delete | AppCommand::Shutdown)
+    )
+}
 
 /// What God can tell a running app to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +114,8 @@ impl Supervisor {
             Ok(spawned) => spawned,
             Err(e) => {
                 tracing::warn!(id = self.id, argv = ?self.spec.argv, error = %e, "spawn failed");
+                // Counted like a run, so God sees that a restart's new attempt happened.
+                self.reporter.set_restarts(self.restarts);
                 self.reporter.status(ProcessStatus::Errored);
                 return Next::Idle;
             }
@@ -140,27 +151,69 @@ impl Supervisor {
             };
             match command {
                 Some(AppCommand::Signal(signal)) => run.signal(signal),
-                Some(AppCommand::Restart) => {
-                    self.stop(run).await;
-                    return self.restart_now();
-                }
-                Some(AppCommand::Stop) => {
-                    self.stop(run).await;
-                    self.reporter.status(ProcessStatus::Stopped);
-                    return Next::Idle;
-                }
                 other => {
-                    self.stop(run).await;
-                    return self.finish(other);
+                    let last = self.stop(run, other, commands).await;
+                    return self.after_stop(last);
                 }
             }
         }
     }
 
-    async fn stop(&mut self, run: &mut Run) {
+    /// Stops the run for `command` (`None`: God's channel closed): the kill signal, then
+    /// SIGKILL after kill_timeout. Commands keep being read meanwhile, since a stop can take
+    /// as long as the app's kill_timeout: a signal is delivered at once (SIGKILL ends the
+    /// wait), a delete SIGKILLs the group at once, a later stop or restart replaces an
+    /// earlier one. Returns the command to carry out once the run is over.
+    async fn stop(
+        &mut self,
+        run: &mut Run,
+        mut command: Option<AppCommand>,
+        commands: &mut mpsc::Receiver<AppCommand>,
+    ) -> Option<AppCommand> {
         self.reporter.status(ProcessStatus::Stopping);
-        let exit = run.stop(self.kill_signal(), self.kill_timeout()).await;
+        run.signal(self.kill_signal());
+        let mut deadline = Instant::now() + self.kill_timeout();
+        let mut open = command.is_some();
+        let exit = loop {
+            let next = tokio::select! {
+                exit = run.wait_or_kill(deadline) => break exit,
+                next = commands.recv(), if open => next,
+            };
+            match next {
+                Some(AppCommand::Signal(signal)) => {
+                    run.signal(signal);
+                    if signal == Signal::SIGKILL {
+                        deadline = Instant::now();
+                    }
+                }
+                Some(AppCommand::Delete) => {
+                    command = Some(AppCommand::Delete);
+                    deadline = Instant::now();
+                }
+                Some(newer) if !is_final(command) => command = Some(newer),
+                Some(_) => {}
+                None => {
+                    open = false;
+                    if !is_final(command) {
+                        command = None;
+                    }
+                }
+            }
+        };
+        run.clear_group(deadline).await;
         self.reporter.set_exit(exit);
+        command
+    }
+
+    fn after_stop(&mut self, command: Option<AppCommand>) -> Next {
+        match command {
+            Some(AppCommand::Restart) => self.restart_now(),
+            Some(AppCommand::Stop) => {
+                self.reporter.status(ProcessStatus::Stopped);
+                Next::Idle
+            }
+            other => self.finish(other),
+        }
     }
 
     fn on_exit(&mut self, run: &Run, exit: Exit) -> Next {

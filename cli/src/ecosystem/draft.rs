@@ -150,7 +150,7 @@ impl Draft {
         let script = &self.script;
         if self.context.is_none() {
             return format!(
-                "zpm start: {script:?} is not a file, an ecosystem file, or a command on PATH"
+                "{script:?} is not a file, an ecosystem file, an app, or a command on PATH"
             );
         }
         let bases: Vec<String> = self

@@ -57,7 +57,7 @@ pub fn resolve_start(
     cwd: &Path,
 ) -> anyhow::Result<Resolved> {
     if target.trim().is_empty() {
-        anyhow::bail!("zpm start: nothing to start (empty target)");
+        anyhow::bail!("nothing to start (empty target)");
     }
     let mut warnings = Vec::new();
     let drafts = if load::is_ecosystem_file(target, cwd) {

@@ -73,6 +73,7 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
             if let Some(proc) = table.get_mut(id) {
                 proc.report.status = ProcessStatus::Stopped;
                 proc.report.pid = None;
+                proc.unheld = true;
             }
         }
     }

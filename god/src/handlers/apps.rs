@@ -120,7 +120,7 @@ pub async fn start_specs(
 }
 
 pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
-    let ids = god.table().resolve(&params.target)?;
+    let ids = god.table().resolve_all(&params.names())?;
     god.table().set_desired(&ids, Desired::Stopped);
     god.persist();
     stop_ids(&god, &ctx, &ids).await?;
@@ -144,7 +144,7 @@ pub async fn restart(
     params: Target,
     ctx: Ctx,
 ) -> Result<Vec<ProcessInfo>, RpcError> {
-    let ids = god.table().resolve(&params.target)?;
+    let ids = god.table().resolve_all(&params.names())?;
     let before: HashMap<u32, u32> = {
         let table = god.table();
         ids.iter()
@@ -154,23 +154,55 @@ pub async fn restart(
     god.table().set_desired(&ids, Desired::Running);
     god.persist();
     let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each(&ctx, &peer, "proc.restart", &ids).await?;
+    let (respawns, held) = split_unheld(&god, &ids);
+    push_each(&ctx, &peer, "proc.restart", &held).await?;
+    for command in &respawns {
+        ctx.pusher.push(&peer, "proc.spawn", command).await?;
+    }
     let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
     god.wait_table(limit, "restart", |t| {
-        ids.iter().all(|id| match t.get(*id) {
-            None => true,
-            Some(p) => {
-                p.report.restarts > before.get(id).copied().unwrap_or(0)
-                    || p.report.status == ProcessStatus::Errored
-            }
-        })
+        ids.iter()
+            .all(|id| relaunched(t.get(*id), before.get(id).copied().unwrap_or(0)))
     })
     .await?;
     Ok(rows(&god, &ids))
 }
 
+/// Splits `ids` into spawn commands for apps no supervisor holds (stopped apps of a
+/// replaced spawner: the spawner could not restart them) and the ids it can restart.
+/// The spawn counts as the restart it stands for.
+fn split_unheld(god: &God, ids: &[u32]) -> (Vec<SpawnCommand>, Vec<u32>) {
+    let mut table = god.table();
+    let mut respawns = Vec::new();
+    let mut held = Vec::new();
+    for &id in ids {
+        match table.get_mut(id) {
+            Some(p) if p.unheld => {
+                p.unheld = false;
+                respawns.push(SpawnCommand {
+                    id,
+                    instance: p.instance,
+                    spec: p.spec.clone(),
+                    restarts: p.report.restarts.saturating_add(1),
+                });
+            }
+            _ => held.push(id),
+        }
+    }
+    (respawns, held)
+}
+
+/// The reply to a restart shows the new run: the spawner counts every relaunch (even one
+/// that fails to spawn), so a moved count means the new attempt has been reported; a state
+/// such as `errored` from before the restart must not end the wait.
+fn relaunched(proc: Option<&crate::table::Proc>, restarts_before: u32) -> bool {
+    proc.is_none_or(|p| {
+        p.report.restarts > restarts_before && p.report.status != ProcessStatus::Launching
+    })
+}
+
 pub async fn delete(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
-    let ids = god.table().resolve(&params.target)?;
+    let ids = god.table().resolve_all(&params.names())?;
     let deleted = delete_ids(&god, &ctx, &ids).await?;
     Ok(deleted)
 }
@@ -244,7 +276,7 @@ pub async fn describe(
     _: Ctx,
 ) -> Result<Vec<AppDescription>, RpcError> {
     let table = god.table();
-    let ids = table.resolve(&params.target)?;
+    let ids = table.resolve_all(&params.names())?;
     let now = now_ms();
     Ok(ids
         .iter()
@@ -262,7 +294,7 @@ pub async fn signal(
     ctx: Ctx,
 ) -> Result<Vec<ProcessInfo>, RpcError> {
     validate::signal_name("signal", &params.signal).map_err(bad_params)?;
-    let ids = god.table().resolve(&params.target)?;
+    let ids = god.table().resolve_all(&params.targets.names())?;
     let peer = god.spawner(SPAWNER_WAIT).await?;
     for &id in &ids {
         let command = zpm_proto::commands::SignalCommand {
@@ -308,7 +340,10 @@ pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<Process
         .await?;
         wait_launched(&god, &added).await?;
     } else if want < current.len() {
-        delete_ids(&god, &ctx, &current[want..]).await?;
+        let victims = god
+            .table()
+            .scale_down_victims(&params.name, current.len() - want);
+        delete_ids(&god, &ctx, &victims).await?;
     }
     let ids = god.table().instances_of(&params.name);
     Ok(rows(&god, &ids))

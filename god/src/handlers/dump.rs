@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use zpm_proto::commands::SaveParams;
 use zpm_proto::{AppSpec, ProcessInfo, validate};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
@@ -47,11 +48,23 @@ fn internal(what: &str, e: impl std::fmt::Display) -> RpcError {
     RpcError::internal(format!("{what}: {e}"))
 }
 
-pub async fn save(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Saved, RpcError> {
+/// Writes the dump. With no app running it refuses unless forced: after `zpm kill`, a save
+/// would silently replace a good dump with an empty one.
+pub async fn save(god: Arc<God>, params: Option<SaveParams>, _: Ctx) -> Result<Saved, RpcError> {
+    let force = params.unwrap_or_default().force;
     let dump = Dump {
         version: 1,
         apps: running_specs(&god),
     };
+    if dump.apps.is_empty() && !force {
+        return Err(RpcError::new(
+            ErrorCode::Conflict,
+            format!(
+                "no app is running: saving would leave an empty dump at {}; force it with `zpm save --force`",
+                god.dump_file.display()
+            ),
+        ));
+    }
     let path = god.dump_file.clone();
     let bytes = serde_json::to_vec_pretty(&dump).map_err(|e| internal("encoding dump", e))?;
     write_atomically(&path, &bytes)

@@ -160,12 +160,12 @@ fn unknown_targets_are_errors() {
     let error = error_text(resolve(&dir, "no-such-thing-zpm", &StartOptions::default()));
     assert_eq!(
         error,
-        r#"zpm start: "no-such-thing-zpm" is not a file, an ecosystem file, or a command on PATH"#
+        r#""no-such-thing-zpm" is not a file, an ecosystem file, an app, or a command on PATH"#
     );
     let error = error_text(resolve(&dir, "missing.json", &StartOptions::default()));
     assert_eq!(
         error,
-        r#"zpm start: "missing.json" is not a file, an ecosystem file, or a command on PATH"#
+        r#""missing.json" is not a file, an ecosystem file, an app, or a command on PATH"#
     );
 }
 
