@@ -123,6 +123,7 @@ fn god_killed_five_times_after_convergence_is_back_quickly_every_time() {
         took.push(killed.elapsed());
         assert_ne!(new, god);
     }
+    eprintln!("God relaunch (pid + listening socket) after each kill: {took:?}");
     // The bench measures the real numbers (`zpm-bench crash`, ~tens of ms); this only
     // catches a backoff that grows with each kill, on however loaded a machine.
     assert!(
