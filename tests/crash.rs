@@ -85,11 +85,6 @@ fn god_killed_twenty_times_leaves_exactly_one_of_everything() {
         let god = the_god(&zpm);
         sigkill(god);
         wait_new_god(&zpm, god);
-        // Let each God live past the keeper's 1 s stability mark, so its relaunch backoff
-        // (meant for a God that keeps dying) does not stretch the test.
-        poll("God up 1 s", || {
-            (zpm.json(&["ping"])["uptime_ms"].as_u64()? >= 1100).then_some(())
-        });
     }
     assert_eq!(zpm_processes(zpm.home(), &["daemon"]).len(), 1);
     assert_eq!(zpm_processes(zpm.home(), &["agent", "spawner"]).len(), 1);
@@ -98,6 +93,46 @@ fn god_killed_twenty_times_leaves_exactly_one_of_everything() {
     });
     assert_eq!(ids_and_pids(&rows), before);
     assert_eq!(zpm.marked(), marked);
+}
+
+/// The spawner's hello is accepted and every app is online again: the God is healthy.
+fn wait_converged(zpm: &Zpm, pids: &[(u64, u64)]) {
+    poll("spawner connected", || {
+        let agents = zpm.json(&["agents"]);
+        let spawner = agents.as_array()?.iter().find(|a| a["role"] == "spawner")?;
+        (spawner["connected"] == true).then_some(())
+    });
+    let rows = zpm.wait_ls("apps adopted online", |rows| {
+        rows.len() == 3 && rows.iter().all(|r| status(r) == "online")
+    });
+    assert_eq!(ids_and_pids(&rows), pids, "same ids, same pids");
+}
+
+#[test]
+fn god_killed_five_times_after_convergence_is_back_quickly_every_time() {
+    let zpm = Zpm::new();
+    let before = start_talkers(&zpm);
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        wait_converged(&zpm, &before);
+        let god = the_god(&zpm);
+        sigkill(god);
+        let killed = std::time::Instant::now();
+        // No CLI call until the new God runs and listens: only the spawner relaunches it.
+        let new = wait_new_god(&zpm, god);
+        took.push(killed.elapsed());
+        assert_ne!(new, god);
+    }
+    eprintln!("God relaunch (pid + listening socket) after each kill: {took:?}");
+    // The bench measures the real numbers (`zpm-bench crash`, ~tens of ms); this only
+    // catches a backoff that grows with each kill, on however loaded a machine.
+    assert!(
+        took.iter().all(|t| *t < std::time::Duration::from_secs(1)),
+        "relaunch times: {took:?}"
+    );
+    wait_converged(&zpm, &before);
+    assert_eq!(zpm_processes(zpm.home(), &["daemon"]).len(), 1);
+    assert_eq!(zpm_processes(zpm.home(), &["agent", "spawner"]).len(), 1);
 }
 
 #[test]

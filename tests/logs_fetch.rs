@@ -1,7 +1,8 @@
 //! A test consumer pulls an app's output from the spawner's host-local endpoint:
-//! every byte, in order, across partial lines.
+//! every byte, in order, across partial lines. A reader that is not the registered
+//! consumer never holds an app back.
 
-use crate::harness::{DEADLINE, Zpm};
+use crate::harness::{DEADLINE, Zpm, poll, status};
 use std::time::{Duration, Instant};
 use zpm_proto::{LogCursor, LogStream, LogsFetch, LogsFetched};
 
@@ -60,6 +61,10 @@ async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, V
             ],
             max_bytes: 4096,
             wait_ms: 200,
+            // Claims the consumer role, so nothing is dropped while we keep up. A call that
+            // timed out reconnects under a new identity and is refused (`conflict`) until
+            // the old claim's ttl lapses: the loop just retries.
+            consume: true,
         };
         let Ok(fetched) = client
             .call::<_, LogsFetched>("logs.fetch", &request, Duration::from_secs(5))
@@ -83,4 +88,87 @@ async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, V
         }
     }
     (out, err)
+}
+
+/// The bug of issue 4: a client polling `logs.fetch` from offset 0 with `max_bytes: 1` froze
+/// every app that writes output. A plain reader must never gate an app.
+#[test]
+fn a_plain_reader_polling_never_freezes_a_chatty_app() {
+    let zpm = Zpm::new();
+    let progress = zpm.path("progress");
+    // ~1 KB lines, so the spawner's buffer (256 KiB) and the pipe (64 KiB) fill within a few
+    // hundred lines; the line count is written to a file every 16 lines.
+    let script = zpm.script(
+        "chatty.sh",
+        &format!(
+            "#!/bin/sh\ni=0\nwhile :; do\n  printf '%01000d\\n' $i\n  i=$((i+1))\n  \
+             if [ $((i % 16)) -eq 0 ]; then echo $i > {p}.tmp && mv {p}.tmp {p}; fi\ndone\n",
+            p = progress.display()
+        ),
+    );
+    let rows = zpm.json(&["start", &script.display().to_string(), "--name", "chatty"]);
+    let pid = rows[0]["pid"].as_u64().unwrap();
+    let lines = || {
+        std::fs::read_to_string(&progress)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Well past what the buffer and the pipe hold: without a consumer, the oldest go.
+    poll("the app wrote 1000 lines", || {
+        (lines() > 1000).then_some(())
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let samples = runtime.block_on(poll_as_plain_reader(&zpm, &lines));
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    // Frozen, the app could write at most one pipe-full (~64 lines) after the first poll.
+    assert!(
+        last > first + 1000,
+        "the app stalled while a reader polled: {samples:?}"
+    );
+    let rows = zpm.ls();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0]["pid"].as_u64(),
+        Some(pid),
+        "the app was not restarted"
+    );
+    assert_eq!(status(&rows[0]), "online");
+}
+
+/// Polls `{after: [], max_bytes: 1, wait_ms: 0}` every ~200 ms until the app has written
+/// 1000 more lines after the first poll (or the deadline); returns the line counts seen.
+async fn poll_as_plain_reader(zpm: &Zpm, lines: &dyn Fn() -> u64) -> Vec<u64> {
+    let endpoint = format!("ipc://{}", zpm.path("spawner.sock").display());
+    let client = zpm_rpc::Client::new(&endpoint);
+    let request = LogsFetch {
+        after: vec![],
+        max_bytes: 1,
+        wait_ms: 0,
+        consume: false,
+    };
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    // At least 3 s of polling, longer if the machine is so loaded the app is slow.
+    while started.elapsed() < Duration::from_secs(3)
+        || samples.last().copied().unwrap_or(0) < samples.first().copied().unwrap_or(0) + 1000
+    {
+        if started.elapsed() > DEADLINE {
+            break;
+        }
+        let fetched: LogsFetched = client
+            .call("logs.fetch", &request, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let data: Vec<u8> = fetched.chunks.into_iter().flat_map(|c| c.data).collect();
+        assert_eq!(data.len(), 1, "one byte of the app's output");
+        assert!(data[0].is_ascii_digit() || data[0] == b'\n', "{data:?}");
+        samples.push(lines());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    samples
 }

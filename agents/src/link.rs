@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_bus::{EventSource, RelayEvent};
 use zpm_proto::commands::{Held, Hello};
+use zpm_proto::keeper::Health;
 use zpm_proto::{AgentHello, Pong};
 use zpm_rpc::{Client, NoParams};
 
@@ -37,6 +38,8 @@ pub struct Link {
     pub hello: AgentHello,
     pub holdings: Holdings,
     pub source: EventSource,
+    /// Told every time God accepts a hello: the God keeper's sign that God is healthy.
+    pub god_health: Health,
 }
 
 impl Link {
@@ -47,22 +50,37 @@ impl Link {
             hello,
             holdings,
             source,
+            god_health,
         } = self;
         tokio::spawn(say_hello_on_connect(
             Arc::clone(&client),
             hello,
             holdings.clone(),
+            god_health,
         ));
         tokio::spawn(heartbeat(Arc::clone(&client)));
         forward(&client, outbound, &holdings, source).await;
     }
 }
 
-async fn say_hello_on_connect(client: Arc<Client>, agent: AgentHello, holdings: Holdings) {
+/// Says hello on every new connection to God, and tells `god_health` when one is accepted.
+pub async fn say_hello_on_connect(
+    client: Arc<Client>,
+    agent: AgentHello,
+    holdings: Holdings,
+    god_health: Health,
+) {
     let mut connections = client.connections();
+    // `connections()` marks the current count as seen: a connection made before this task
+    // first ran would never get its hello, and God would wait for a spawner forever (the
+    // fresh-home race of issue 4). Look at the current count first.
+    connections.mark_changed();
     loop {
         if connections.changed().await.is_err() {
             return;
+        }
+        if *connections.borrow_and_update() == 0 {
+            continue; // not connected yet
         }
         loop {
             let hello = Hello {
@@ -75,6 +93,7 @@ async fn say_hello_on_connect(client: Arc<Client>, agent: AgentHello, holdings: 
             {
                 Ok(god) => {
                     tracing::info!(god_pid = god.pid, "registered with God");
+                    god_health.healthy();
                     break;
                 }
                 Err(e) => tracing::warn!(error = %e, "hello to God failed; retrying"),

@@ -72,6 +72,14 @@ fn assert_same(name: &str, got: &[u8], want: &[u8]) {
     );
 }
 
+fn client(endpoint: &str) -> Client {
+    let options = ClientOptions {
+        version: zpm_proto::PROTOCOL_VERSION,
+        ..ClientOptions::default()
+    };
+    Client::with_options(endpoint, options)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_gets_every_byte_of_a_real_child_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,13 +109,7 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
         tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Err, child.stderr.take().unwrap()));
     let exited = tokio::spawn(async move { child.wait().await.unwrap() });
 
-    let client = Client::with_options(
-        &endpoint,
-        ClientOptions {
-            version: zpm_proto::PROTOCOL_VERSION,
-            ..ClientOptions::default()
-        },
-    );
+    let client = client(&endpoint);
     let mut cursors: HashMap<LogStream, u64> = HashMap::new();
     let mut got: HashMap<LogStream, Vec<u8>> = HashMap::new();
     let mut fetches = 0u64;
@@ -129,6 +131,7 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
                 .collect(),
             max_bytes: 64 * 1024,
             wait_ms: 200,
+            consume: true, // the registered consumer: acknowledges, and is backpressure
         };
         let answer = fetch_logs(&client, &request, Duration::from_secs(30))
             .await
@@ -225,6 +228,49 @@ async fn bad_params_get_an_error_reply_and_the_server_keeps_serving() {
     ]);
     let answer = client
         .call_value(LOGS_FETCH, &good, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        Value::Map(vec![(Value::from("chunks"), Value::Array(vec![]))])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_claimant_gets_conflict_and_a_plain_reader_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("ipc://{}", dir.path().join("spawner.sock").display());
+    let hub = LogHub::new(LogLimits {
+        per_stream_bytes: 1024,
+        consumer_ttl: Duration::from_secs(60),
+    });
+    hub.register(1);
+    let _server = serve_logs(Arc::clone(&hub), &endpoint).await.unwrap();
+    let (first, second) = (client(&endpoint), client(&endpoint));
+    let claim = LogsFetch {
+        after: vec![],
+        max_bytes: 100,
+        wait_ms: 0,
+        consume: true,
+    };
+    let timeout = Duration::from_secs(10);
+    fetch_logs(&first, &claim, timeout).await.unwrap();
+    let err = fetch_logs(&second, &claim, timeout).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote(e) if e.code == ErrorCode::Conflict
+            && e.message.contains("consumer")),
+        "{err:?}"
+    );
+    // The holder keeps its role.
+    fetch_logs(&first, &claim, timeout).await.unwrap();
+    // Without `consume` (absent on the wire, as an older peer writes it) anyone reads.
+    let plain = Value::Map(vec![
+        (Value::from("after"), Value::Array(vec![])),
+        (Value::from("max_bytes"), Value::from(1)),
+        (Value::from("wait_ms"), Value::from(0)),
+    ]);
+    let answer = second
+        .call_value(LOGS_FETCH, &plain, timeout)
         .await
         .unwrap();
     assert_eq!(

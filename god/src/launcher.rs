@@ -13,7 +13,8 @@ pub struct AgentLauncher {
 }
 
 impl AgentLauncher {
-    pub fn launch(&self, role: &str) -> Result<(), GodError> {
+    /// Starts `zpm agent ROLE`; returns its pid.
+    pub fn launch(&self, role: &str) -> Result<u32, GodError> {
         let launch_err = |source| GodError::Launch {
             role: role.to_owned(),
             source,
@@ -32,7 +33,9 @@ impl AgentLauncher {
             .stderr(log_err)
             .spawn()
             .map_err(launch_err)?;
-        tracing::info!(role, pid = child.id(), "agent launched");
+        // `None` only once reaped, which needs the wait below: 0 then reads as not alive.
+        let pid = child.id().unwrap_or(0);
+        tracing::info!(role, pid, "agent launched");
         let role = role.to_owned();
         tokio::spawn(async move {
             match child.wait().await {
@@ -40,6 +43,6 @@ impl AgentLauncher {
                 Err(e) => tracing::warn!(role, error = %e, "waiting for agent failed"),
             }
         });
-        Ok(())
+        Ok(pid)
     }
 }

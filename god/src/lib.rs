@@ -47,7 +47,6 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     let _ = god.rpc_guard.set(server.guard_stats());
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
-    options.launcher.launch("spawner")?;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
     tokio::spawn(keeper::keep_spawner(
         Arc::clone(&god),

@@ -3,9 +3,11 @@
 use crate::registry::Registry;
 use crate::table::Table;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
+use zpm_proto::keeper::{Health, KeeperStatus};
 use zpm_proto::{Pong, ZPM_VERSION};
 use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
@@ -26,6 +28,12 @@ pub struct God {
     /// The rpc server's guard counters, once it is bound.
     pub rpc_guard: std::sync::OnceLock<std::sync::Arc<zpm_rpc::GuardStats>>,
     pub shutdown: Notify,
+    /// Told when a spawner's hello is accepted: resets the spawner keeper's backoff.
+    pub spawner_health: Health,
+    /// What the spawner keeper last knew, for error messages.
+    pub spawner_keeper: KeeperStatus,
+    spawner_lock: PathBuf,
+    spawner_log: PathBuf,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,6 +58,10 @@ impl God {
             publisher,
             rpc_guard: std::sync::OnceLock::new(),
             shutdown: Notify::new(),
+            spawner_health: Health::default(),
+            spawner_keeper: KeeperStatus::default(),
+            spawner_lock: home.agent_lock("spawner"),
+            spawner_log: home.agent_log("spawner"),
         }
     }
 
@@ -152,9 +164,46 @@ impl God {
             if !matches!(waited, Ok(Ok(()))) {
                 return Err(RpcError::new(
                     ErrorCode::Unavailable,
-                    format!("no spawner agent connected within {limit:?}"),
+                    format!(
+                        "no spawner agent connected within {limit:?}: {}",
+                        self.spawner_diagnosis()
+                    ),
                 ));
             }
         }
     }
+
+    /// Why no spawner may be connected: who holds its lock, what the keeper last did, the
+    /// last problem in its log, and where to look.
+    fn spawner_diagnosis(&self) -> String {
+        let lock = self.spawner_lock.display();
+        let holder = match zpm_proto::holder(&self.spawner_lock) {
+            Some(pid) => format!("spawner pid {pid} holds {lock} but has not said hello"),
+            None => format!("no spawner process holds {lock}"),
+        };
+        let problem = last_problem(&self.spawner_log)
+            .map(|line| format!("; its last problem: {line}"))
+            .unwrap_or_default();
+        format!(
+            "{holder}; keeper: {}{problem}; see {}",
+            self.spawner_keeper.get(),
+            self.spawner_log.display()
+        )
+    }
+}
+
+/// The last warning or error line in the tail of a log file.
+fn last_problem(log: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const TAIL: u64 = 16 * 1024;
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .map(|line| line.trim().to_owned())
 }

@@ -6,6 +6,7 @@ mod agent;
 mod app;
 pub mod commands;
 pub mod home;
+pub mod keeper;
 mod lock;
 mod logs;
 mod process;
@@ -14,7 +15,7 @@ pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong};
 pub use app::AppSpec;
-pub use lock::{HomeLock, LockError};
+pub use lock::{HomeLock, LockError, alive, holder, is_free};
 pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
 pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};
 

@@ -41,3 +41,35 @@ impl HomeLock {
         }
     }
 }
+
+/// True if nobody holds the lock at `path` (probing takes it for a moment: never probe a
+/// lock a process may be taking right now). An unreadable lock counts as held.
+pub fn is_free(path: &Path) -> bool {
+    HomeLock::acquire(path).is_ok()
+}
+
+/// True if `pid` is a live process (a zombie is dead: it only waits to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+    })
+}
+
+/// The pid holding the flock on `path`, from `/proc/locks` (read-only: it never disturbs
+/// the holder). `None` if nobody holds it or it cannot be told.
+pub fn holder(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = std::fs::metadata(path).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2e:5678 0 EOF"; blocked waiters are "-> ..."
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let file_inode = fields.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (file_inode == inode).then(|| fields.get(4)?.parse().ok())?
+    })
+}

@@ -1,5 +1,6 @@
 //! `logs.fetch`, served by each spawner on its host-local endpoint: a long-poll pull of app
-//! output by byte offset. The offset a consumer asks from acknowledges everything below it.
+//! output by byte offset. The host's one registered log consumer (a fetch with `consume`)
+//! acknowledges everything below the offset it asks from; any other reader just reads.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ pub enum LogStream {
 pub struct LogCursor {
     pub id: u32,
     pub stream: LogStream,
-    /// Next byte wanted; every byte below it may be freed.
+    /// Next byte wanted. From the registered consumer, every byte below it may be freed.
     pub offset: u64,
 }
 
@@ -28,6 +29,11 @@ pub struct LogsFetch {
     pub max_bytes: u32,
     /// How long to wait for new bytes when there are none.
     pub wait_ms: u32,
+    /// Claims (or keeps) the role of this host's log consumer: its cursors acknowledge, and
+    /// while it holds the role a full buffer stops the app's pipe instead of dropping. Absent
+    /// (false): a plain reader, which frees nothing and can never hold an app back.
+    #[serde(default)]
+    pub consume: bool,
 }
 
 /// One contiguous piece of one app's stream.
@@ -39,8 +45,8 @@ pub struct LogChunk {
     pub offset: u64,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
-    /// Bytes between the asked offset and `offset` that were dropped before anyone fetched
-    /// them (only while no consumer was attached).
+    /// Bytes between the asked offset and `offset` that are no longer held: dropped while no
+    /// consumer was attached, or (for a plain reader) already consumed.
     pub dropped: u64,
 }
 

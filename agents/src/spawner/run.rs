@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
 use zpm_proto::home::Home;
+use zpm_proto::keeper::Health;
 use zpm_proto::{
     AgentHello, HomeLock, PROTOCOL_VERSION, ProcessReport, ProcessStatus, ZPM_VERSION,
 };
@@ -37,6 +38,9 @@ pub struct SpawnerOptions {
     /// The zpm executable, to relaunch God (`zpm daemon`) when it dies.
     pub exe: std::path::PathBuf,
 }
+
+/// Longest pause between attempts to reach God while it is away.
+const GOD_RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// How long a predecessor's leftover apps get to exit on SIGTERM before SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
@@ -61,6 +65,9 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
     let _log_server = serve_logs(Arc::clone(&logs), &options.home.spawner_endpoint()).await?;
     let client_options = ClientOptions {
         version: PROTOCOL_VERSION,
+        // While God is being relaunched, retry often: reconnecting (and the hello that
+        // makes God healthy) must not wait out a long pause. A refused ipc connect is cheap.
+        max_backoff: GOD_RECONNECT_BACKOFF,
         ..ClientOptions::default()
     };
     let client = Arc::new(Client::with_options(
@@ -71,11 +78,13 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         unreachable!("a fresh client always has its push receiver");
     };
     let (out, outbound) = mpsc::channel(4096);
+    let god_health = Health::default();
     let link = Link {
         client: Arc::clone(&client),
         hello: hello(&options.host),
         holdings: Holdings::default(),
         source: zpm_bus::EventSource::new("spawner", &options.host, PROTOCOL_VERSION),
+        god_health: god_health.clone(),
     };
     tokio::spawn(link.run(outbound));
     let stopped = Arc::new(AtomicBool::new(false));
@@ -83,6 +92,7 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         home: options.home.clone(),
         exe: options.exe.clone(),
         stopped: Arc::clone(&stopped),
+        health: god_health,
     };
     tokio::spawn(keeper.run());
     let shared = Shared {

@@ -109,7 +109,7 @@ impl Zpm {
         command
     }
 
-    fn call<R: serde::de::DeserializeOwned>(
+    pub fn call<R: serde::de::DeserializeOwned>(
         &self,
         client: &Client,
         method: &str,
@@ -125,7 +125,16 @@ impl Zpm {
 
     pub fn client(&self) -> Client {
         let _guard = self.runtime.enter();
-        Client::new(&format!("ipc://{}/rpc.sock", self.home.path().display()))
+        // Reconnect quickly after a God kill, so the crash numbers are God's, not ours.
+        let options = zpm_rpc::ClientOptions {
+            version: zpm_proto::PROTOCOL_VERSION,
+            max_backoff: Duration::from_millis(5),
+            ..zpm_rpc::ClientOptions::default()
+        };
+        Client::with_options(
+            &format!("ipc://{}/rpc.sock", self.home.path().display()),
+            options,
+        )
     }
 
     /// God's and the spawner's pids, once the spawner has registered.

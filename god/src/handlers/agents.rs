@@ -26,6 +26,10 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
         reconcile(&god, &ctx, hello.holding).await;
     }
     god.changed();
+    if hello.agent.role == "spawner" {
+        // Resets the keeper's backoff: this spawner is healthy.
+        god.spawner_health.healthy();
+    }
     god.publish(zpm_proto::topics::AGENT_UP, &hello.agent).await;
     Ok(god.pong())
 }

@@ -5,19 +5,25 @@ use super::LogHub;
 use std::sync::Arc;
 use std::time::Duration;
 use zpm_proto::{LogsFetch, LogsFetched};
-use zpm_rpc::{BindError, CallError, Client, RpcError, Server};
+use zpm_rpc::{BindError, CallError, Client, Ctx, ErrorCode, RpcError, Server};
 
 /// The method name of the long-poll pull.
 pub const LOGS_FETCH: &str = "logs.fetch";
 
 /// Binds a [`Server`] on `endpoint` serving [`LOGS_FETCH`] (params [`LogsFetch`], result
-/// [`LogsFetched`]) from `hub`. Dropping the server stops serving.
+/// [`LogsFetched`]) from `hub`. The fetching peer is known by its routing identity, so only
+/// the peer that claimed the consumer role acknowledges; a second claimant gets `conflict`.
+/// Dropping the server stops serving.
 pub async fn serve_logs(hub: Arc<LogHub>, endpoint: &str) -> Result<Server, BindError> {
     Server::builder()
         .version(zpm_proto::PROTOCOL_VERSION)
-        .method(LOGS_FETCH, move |request: LogsFetch, _ctx| {
+        .method(LOGS_FETCH, move |request: LogsFetch, ctx: Ctx| {
             let hub = Arc::clone(&hub);
-            async move { Ok::<LogsFetched, RpcError>(hub.fetch(request).await) }
+            async move {
+                hub.fetch(request, &ctx.peer)
+                    .await
+                    .map_err(|e| RpcError::new(ErrorCode::Conflict, e.to_string()))
+            }
         })
         .bind(&[endpoint])
         .await

@@ -32,12 +32,32 @@ pub struct LogHub {
 #[derive(Default)]
 struct State {
     streams: BTreeMap<Key, StreamBuf>,
-    /// A consumer counts as attached until then.
-    attached_until: Option<Instant>,
-    /// Fetches waiting for bytes right now; a waiting consumer is attached.
-    polling: usize,
+    /// The host's registered log consumer, if any: the one reader whose cursors acknowledge
+    /// and whose presence makes a full buffer stop the pipe.
+    consumer: Option<Consumer>,
     /// Turns the tie-break of the fetch budget, so equal streams take turns.
     rotation: usize,
+}
+
+/// The peer holding the consumer role.
+struct Consumer {
+    /// Its rpc routing identity.
+    peer: Vec<u8>,
+    /// Its fetches in progress: while one is waiting, it is attached.
+    polling: usize,
+    /// After its last fetch ended it stays attached (and holds the role) until then.
+    until: Instant,
+}
+
+/// Why a fetch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Another peer holds the consumer role and is still fetching.
+    #[error(
+        "another peer is this host's log consumer (it fetched within the last {ttl:?}); \
+         read without `consume`, or claim again once it has stopped"
+    )]
+    ConsumerTaken { ttl: Duration },
 }
 
 /// What a pump may do before reading.
@@ -112,11 +132,16 @@ impl LogHub {
             .map(|buf| buf.start()..buf.end())
     }
 
-    /// Serves one `logs.fetch` (long-poll). Every registered stream is read from its cursor
-    /// in `after` (which acknowledges, i.e. frees, every byte below it), or from its oldest
-    /// byte if not listed; at most `max_bytes` in all, shared fairly. With nothing to
-    /// return, waits up to `wait_ms` for bytes to arrive.
-    pub async fn fetch(&self, request: LogsFetch) -> LogsFetched {
+    /// Serves one `logs.fetch` (long-poll) from `peer` (its rpc routing identity). Every
+    /// registered stream is read from its cursor in `after`, or from its oldest byte if not
+    /// listed; at most `max_bytes` in all, shared fairly. With nothing to return, waits up to
+    /// `wait_ms` for bytes to arrive.
+    ///
+    /// With `consume`, `peer` claims (or keeps) the consumer role and its cursors
+    /// acknowledge (free) every byte below them; while another peer holds the role this
+    /// fails with [`FetchError::ConsumerTaken`]. Without, nothing is freed and nobody is
+    /// attached: a plain reader can never hold an app back.
+    pub async fn fetch(&self, request: LogsFetch, peer: &[u8]) -> Result<LogsFetched, FetchError> {
         let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_FETCH_WAIT);
         let budget = (request.max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
         let cursors: HashMap<Key, u64> = request
@@ -125,21 +150,22 @@ impl LogHub {
             .map(|cursor| ((cursor.id, cursor.stream), cursor.offset))
             .collect();
         let deadline = Instant::now() + wait;
-        let _polling = Polling::start(self);
+        let _claim = if request.consume {
+            Some(Claim::take(self, peer)?)
+        } else {
+            None
+        };
+        let acknowledge = request.consume;
         loop {
             // Created before looking, so bytes that arrive after the look still wake us.
             let arrived = self.arrived.notified();
             let now = Instant::now();
-            let (chunks, freed) = {
-                let mut state = self.lock();
-                state.attach(now + self.limits.consumer_ttl);
-                collect(&mut state, &cursors, budget)
-            };
+            let (chunks, freed) = collect(&mut self.lock(), &cursors, budget, acknowledge);
             if freed {
                 self.room.notify_waiters();
             }
             if !chunks.is_empty() || now >= deadline {
-                return LogsFetched { chunks };
+                return Ok(LogsFetched { chunks });
             }
             let _ = tokio::time::timeout_at(deadline, arrived).await;
         }
@@ -206,12 +232,13 @@ impl LogHub {
         outcome
     }
 
-    /// `Some(when to look again)` while a consumer is attached.
+    /// `Some(when to look again)` while the registered consumer is attached.
     fn attached(&self, state: &State, now: Instant) -> Option<Instant> {
-        if state.polling > 0 {
+        let consumer = state.consumer.as_ref()?;
+        if consumer.polling > 0 {
             return Some(now + self.limits.consumer_ttl);
         }
-        state.attached_until.filter(|until| now < *until)
+        (now < consumer.until).then_some(consumer.until)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -221,28 +248,52 @@ impl LogHub {
     }
 }
 
-impl State {
-    fn attach(&mut self, until: Instant) {
-        self.attached_until = Some(self.attached_until.map_or(until, |old| old.max(until)));
+/// A fetch of the registered consumer in progress: it holds the role and keeps the consumer
+/// attached; when it ends (or is cancelled), the consumer stays attached for the ttl.
+struct Claim<'a> {
+    hub: &'a LogHub,
+    peer: &'a [u8],
+}
+
+impl<'a> Claim<'a> {
+    /// Takes the role for `peer` if it is free, lapsed, or already `peer`'s.
+    fn take(hub: &'a LogHub, peer: &'a [u8]) -> Result<Self, FetchError> {
+        let now = Instant::now();
+        let mut state = hub.lock();
+        let held_by_other = state.consumer.as_ref().is_some_and(|c| c.peer != peer)
+            && hub.attached(&state, now).is_some();
+        if held_by_other {
+            return Err(FetchError::ConsumerTaken {
+                ttl: hub.limits.consumer_ttl,
+            });
+        }
+        match &mut state.consumer {
+            Some(consumer) if consumer.peer == peer => consumer.polling += 1,
+            slot => {
+                if slot.is_some() {
+                    tracing::info!("the log consumer's role lapsed; a new peer claims it");
+                }
+                *slot = Some(Consumer {
+                    peer: peer.to_vec(),
+                    polling: 1,
+                    until: now,
+                });
+            }
+        }
+        Ok(Self { hub, peer })
     }
 }
 
-/// Counts a fetch in progress as an attached consumer; when it ends (or is cancelled), the
-/// consumer stays attached for the ttl from then.
-struct Polling<'a>(&'a LogHub);
-
-impl<'a> Polling<'a> {
-    fn start(hub: &'a LogHub) -> Self {
-        hub.lock().polling += 1;
-        Self(hub)
-    }
-}
-
-impl Drop for Polling<'_> {
+impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.polling = state.polling.saturating_sub(1);
-        state.attach(Instant::now() + self.0.limits.consumer_ttl);
+        let until = Instant::now() + self.hub.limits.consumer_ttl;
+        let mut state = self.hub.lock();
+        // Only the holder's own fetches are counted; the role cannot change hands while one
+        // is in progress, but check rather than trust it.
+        if let Some(consumer) = state.consumer.as_mut().filter(|c| c.peer == self.peer) {
+            consumer.polling = consumer.polling.saturating_sub(1);
+            consumer.until = consumer.until.max(until);
+        }
     }
 }
 
@@ -255,9 +306,15 @@ struct Pick {
     give: usize,
 }
 
-/// Acknowledges up to the cursors and picks up to `budget` bytes across all streams.
-/// Returns the chunks and whether any bytes were freed.
-fn collect(state: &mut State, cursors: &HashMap<Key, u64>, budget: usize) -> (Vec<LogChunk>, bool) {
+/// Picks up to `budget` bytes across all streams from the cursors, first acknowledging up to
+/// them if `acknowledge` (the consumer's fetch). Returns the chunks and whether any bytes
+/// were freed.
+fn collect(
+    state: &mut State,
+    cursors: &HashMap<Key, u64>,
+    budget: usize,
+    acknowledge: bool,
+) -> (Vec<LogChunk>, bool) {
     let mut freed = false;
     let mut picks = Vec::new();
     for (key, buf) in &mut state.streams {
@@ -266,7 +323,9 @@ fn collect(state: &mut State, cursors: &HashMap<Key, u64>, budget: usize) -> (Ve
             .copied()
             .unwrap_or(buf.start())
             .min(buf.end());
-        freed |= buf.ack(asked) > 0;
+        if acknowledge {
+            freed |= buf.ack(asked) > 0;
+        }
         let from = asked.max(buf.start());
         let available = (buf.end() - from) as usize;
         let dropped = from - asked;
@@ -335,6 +394,10 @@ mod tests {
         })
     }
 
+    /// The peer identity of the consumer in these tests.
+    const CONSUMER: &[u8] = b"consumer";
+
+    /// A fetch that claims the consumer role.
     fn request(after: &[(u32, LogStream, u64)], max_bytes: u32, wait_ms: u32) -> LogsFetch {
         LogsFetch {
             after: after
@@ -343,7 +406,20 @@ mod tests {
                 .collect(),
             max_bytes,
             wait_ms,
+            consume: true,
         }
+    }
+
+    /// A fetch of a plain reader.
+    fn read(after: &[(u32, LogStream, u64)], max_bytes: u32) -> LogsFetch {
+        LogsFetch {
+            consume: false,
+            ..request(after, max_bytes, 0)
+        }
+    }
+
+    async fn consume(hub: &LogHub, request: LogsFetch) -> LogsFetched {
+        hub.fetch(request, CONSUMER).await.unwrap()
     }
 
     fn store_all(hub: &LogHub, id: u32, stream: LogStream, bytes: &[u8]) {
@@ -365,10 +441,10 @@ mod tests {
         let hub = hub(1024);
         hub.register(1);
         store_all(&hub, 1, OUT, b"first line\nsecond ha");
-        let got = hub.fetch(request(&[], 1000, 0)).await;
+        let got = consume(&hub, request(&[], 1000, 0)).await;
         assert_eq!(got.chunks, [chunk(1, OUT, 0, b"first line\nsecond ha", 0)]);
         store_all(&hub, 1, OUT, b"lf\n");
-        let got = hub.fetch(request(&[(1, OUT, 20)], 1000, 0)).await;
+        let got = consume(&hub, request(&[(1, OUT, 20)], 1000, 0)).await;
         assert_eq!(got.chunks, [chunk(1, OUT, 20, b"lf\n", 0)]);
         assert_eq!(
             hub.held(1, OUT),
@@ -376,9 +452,9 @@ mod tests {
             "bytes below 20 were acknowledged"
         );
         // Unlisted streams are read from the oldest byte held; nothing was acknowledged.
-        let got = hub.fetch(request(&[], 1000, 0)).await;
+        let got = consume(&hub, request(&[], 1000, 0)).await;
         assert_eq!(got.chunks, [chunk(1, OUT, 20, b"lf\n", 0)]);
-        let got = hub.fetch(request(&[(1, OUT, 23)], 1000, 0)).await;
+        let got = consume(&hub, request(&[(1, OUT, 23)], 1000, 0)).await;
         assert!(got.chunks.is_empty());
         assert_eq!(hub.held(1, OUT), Some(23..23));
     }
@@ -394,10 +470,10 @@ mod tests {
         store_all(&hub, 3, ERR, b"0123456789abcdef");
         assert_eq!(hub.dropped(3, ERR), 8);
         assert_eq!(hub.held(3, ERR), Some(8..16));
-        let got = hub.fetch(request(&[(3, ERR, 2)], 1000, 0)).await;
+        let got = consume(&hub, request(&[(3, ERR, 2)], 1000, 0)).await;
         assert_eq!(got.chunks, [chunk(3, ERR, 8, b"89abcdef", 6)]);
         // A confused consumer ahead of the end is treated as being at the end.
-        let got = hub.fetch(request(&[(3, ERR, 500)], 1000, 0)).await;
+        let got = consume(&hub, request(&[(3, ERR, 500)], 1000, 0)).await;
         assert!(got.chunks.is_empty());
         assert_eq!(hub.held(3, ERR), Some(16..16));
         // Everything it asks for was dropped: an empty chunk still tells it so.
@@ -406,7 +482,7 @@ mod tests {
         }
         store_all(&hub, 3, ERR, b"ABCDEFGHIJ");
         assert_eq!(hub.dropped(3, ERR), 10);
-        let got = hub.fetch(request(&[(3, ERR, 16), (3, OUT, 0)], 0, 0)).await;
+        let got = consume(&hub, request(&[(3, ERR, 16), (3, OUT, 0)], 0, 0)).await;
         assert_eq!(
             got.chunks,
             [chunk(3, ERR, 18, b"C", 2)],
@@ -423,7 +499,7 @@ mod tests {
         store_all(&hub, 0, OUT, &vec![b'a'; 50_000]);
         store_all(&hub, 1, OUT, &[b'b'; 10]);
         store_all(&hub, 2, ERR, &vec![b'c'; 30_000]);
-        let got = hub.fetch(request(&[], 1000, 0)).await;
+        let got = consume(&hub, request(&[], 1000, 0)).await;
         let sizes: Vec<_> = got
             .chunks
             .iter()
@@ -439,7 +515,7 @@ mod tests {
             let tick = format!("tick {round}\n");
             store_all(&hub, 1, OUT, tick.as_bytes());
             let after: Vec<_> = cursors.iter().map(|(&(i, s), &o)| (i, s, o)).collect();
-            let got = hub.fetch(request(&after, 4096, 0)).await;
+            let got = consume(&hub, request(&after, 4096, 0)).await;
             let total: usize = got.chunks.iter().map(|c| c.data.len()).sum();
             assert!(total <= 4096);
             assert!(
@@ -471,7 +547,7 @@ mod tests {
         }
         let mut served = [0usize; 4];
         for _ in 0..8 {
-            let got = hub.fetch(request(&[], 2, 0)).await;
+            let got = consume(&hub, request(&[], 2, 0)).await;
             let total: usize = got.chunks.iter().map(|c| c.data.len()).sum();
             assert_eq!(total, 2);
             for c in got.chunks {
@@ -493,7 +569,7 @@ mod tests {
         assert_eq!(hub.held(7, OUT), None);
         store_all(&hub, 7, OUT, b"late bytes of a deleted app\n");
         assert_eq!(hub.held(7, OUT), None);
-        assert!(hub.fetch(request(&[], 1000, 0)).await.chunks.is_empty());
+        assert!(consume(&hub, request(&[], 1000, 0)).await.chunks.is_empty());
         assert_eq!(hub.dropped(7, OUT), 0);
     }
 
@@ -502,17 +578,17 @@ mod tests {
         let hub = hub(1024);
         hub.register(1);
         let started = std::time::Instant::now();
-        let got = hub.fetch(request(&[], 1000, 50)).await;
+        let got = consume(&hub, request(&[], 1000, 50)).await;
         assert!(got.chunks.is_empty());
         assert!(started.elapsed() >= Duration::from_millis(50));
 
         let waiting = tokio::spawn({
             let hub = Arc::clone(&hub);
-            async move { hub.fetch(request(&[], 1000, 20_000)).await }
+            async move { consume(&hub, request(&[], 1000, 20_000)).await }
         });
         // Wait until the fetch is really waiting, then give it bytes.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while hub.lock().polling == 0 {
+        while hub.attached(&hub.lock(), Instant::now()).is_none() {
             assert!(std::time::Instant::now() < deadline);
             tokio::task::yield_now().await;
         }
@@ -523,5 +599,101 @@ mod tests {
             .unwrap();
         assert_eq!(got.chunks, [chunk(1, ERR, 0, b"wake up", 0)]);
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_plain_reader_frees_nothing_and_never_attaches() {
+        let hub = hub(8);
+        hub.register(1);
+        store_all(&hub, 1, OUT, b"01234567");
+        for _ in 0..3 {
+            // The poller of the bug report: from offset 0, one byte at a time.
+            let got = hub.fetch(read(&[], 1), b"stray").await.unwrap();
+            assert_eq!(got.chunks, [chunk(1, OUT, 0, b"0", 0)]);
+            let got = hub.fetch(read(&[(1, OUT, 4)], 1), b"stray").await.unwrap();
+            assert_eq!(got.chunks, [chunk(1, OUT, 4, b"4", 0)]);
+        }
+        assert_eq!(
+            hub.held(1, OUT),
+            Some(0..8),
+            "a reader acknowledges nothing"
+        );
+        assert!(hub.attached(&hub.lock(), Instant::now()).is_none());
+        // So a full buffer keeps taking bytes (dropping the oldest) instead of stopping.
+        store_all(&hub, 1, OUT, b"89");
+        assert_eq!(hub.held(1, OUT), Some(2..10));
+        assert_eq!(hub.dropped(1, OUT), 2);
+
+        // The consumer's cursor frees; a reader behind it is told what it missed.
+        consume(&hub, request(&[(1, OUT, 6)], 1, 0)).await;
+        assert_eq!(hub.held(1, OUT), Some(6..10));
+        let got = hub
+            .fetch(read(&[(1, OUT, 3)], 100), b"stray")
+            .await
+            .unwrap();
+        assert_eq!(got.chunks, [chunk(1, OUT, 6, b"6789", 3)]);
+        assert_eq!(hub.held(1, OUT), Some(6..10));
+    }
+
+    #[tokio::test]
+    async fn the_first_claimant_holds_the_role_and_a_second_gets_a_conflict() {
+        let hub = LogHub::new(LogLimits {
+            per_stream_bytes: 8,
+            consumer_ttl: Duration::from_millis(50),
+        });
+        hub.register(1);
+        store_all(&hub, 1, OUT, b"abcdef");
+        consume(&hub, request(&[(1, OUT, 2)], 100, 0)).await;
+        let refused = hub.fetch(request(&[(1, OUT, 5)], 100, 0), b"other").await;
+        assert!(
+            matches!(refused, Err(FetchError::ConsumerTaken { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            hub.held(1, OUT),
+            Some(2..6),
+            "the refused claim freed nothing"
+        );
+        // The holder goes on; the other peer may still read.
+        let got = hub.fetch(read(&[], 100), b"other").await.unwrap();
+        assert_eq!(got.chunks, [chunk(1, OUT, 2, b"cdef", 0)]);
+        consume(&hub, request(&[(1, OUT, 3)], 100, 0)).await;
+        assert_eq!(hub.held(1, OUT), Some(3..6));
+
+        // While a fetch of the holder is waiting, the role is held whatever the ttl.
+        let waiting = tokio::spawn({
+            let hub = Arc::clone(&hub);
+            async move { consume(&hub, request(&[(1, OUT, 6)], 100, 20_000)).await }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hub.lock().consumer.as_ref().is_none_or(|c| c.polling == 0) {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await; // past the ttl: still held
+        let refused = hub.fetch(request(&[], 100, 0), b"other").await;
+        assert!(
+            refused.is_err(),
+            "claimed while the holder polls: {refused:?}"
+        );
+        store_all(&hub, 1, OUT, b"g");
+        let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.chunks, [chunk(1, OUT, 6, b"g", 0)]);
+
+        // The holder stops fetching: once its ttl lapses, the next claimant takes the role.
+        while hub.attached(&hub.lock(), Instant::now()).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let got = hub.fetch(request(&[(1, OUT, 7)], 100, 0), b"other").await;
+        assert_eq!(got, Ok(LogsFetched { chunks: vec![] }));
+        assert_eq!(hub.held(1, OUT), Some(7..7));
+        let refused = hub.fetch(request(&[], 100, 0), CONSUMER).await;
+        assert!(
+            refused.is_err(),
+            "the old holder lost the role: {refused:?}"
+        );
     }
 }

@@ -124,13 +124,14 @@ mod tests {
             })
             .into_iter()
             .collect();
-        hub.fetch(LogsFetch {
+        // As the registered consumer: these tests are about its backpressure.
+        let request = LogsFetch {
             after,
             max_bytes: 1 << 20,
             wait_ms,
-        })
-        .await
-        .chunks
+            consume: true,
+        };
+        hub.fetch(request, b"consumer").await.unwrap().chunks
     }
 
     /// Writes `data` into a duplex pipe pumped into app 1's out buffer, counting progress.
