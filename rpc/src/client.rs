@@ -281,9 +281,24 @@ impl Client {
     }
 }
 
+/// zmq.rs retries a refused connect internally after 50, 100, 200 ms… — a God that comes
+/// back 5 ms later would be noticed only after those sleeps. So after a failed attempt we
+/// first ask the kernel whether anyone accepts on the ipc path, and hand the connect to
+/// zmq.rs only then.
+async fn accepts(endpoint: &str) -> bool {
+    match endpoint.strip_prefix("ipc://") {
+        Some(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+        None => true,
+    }
+}
+
 async fn connect(
     shared: &Shared,
+    probe_first: bool,
 ) -> Option<(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>)> {
+    if probe_first && !accepts(&shared.endpoint).await {
+        return None;
+    }
     let mut options = SocketOptions::default();
     options.connect_timeout(shared.options.connect_attempt);
     let mut socket = DealerSocket::with_options(options);
@@ -305,8 +320,10 @@ async fn run_connection(
     let mut carry = VecDeque::new();
     let mut backoff = Duration::from_millis(10);
     let mut generation = 0;
+    let mut failed = false;
     loop {
-        let Some((socket, monitor)) = connect(&shared).await else {
+        let Some((socket, monitor)) = connect(&shared, failed).await else {
+            failed = true;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(shared.options.max_backoff);
             continue;
@@ -326,6 +343,7 @@ async fn run_connection(
             return;
         }
         tracing::debug!(endpoint = %shared.endpoint, "rpc connection lost; reconnecting");
+        failed = true;
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::ledger::{CutReason, Ledger, Peer};
 use super::zmtp::{Inbound, Outbound, Violation};
+use futures::FutureExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -125,10 +126,35 @@ where
             Ok(n) => n,
         };
         let done = counter.count(&buf[..n]);
-        match tokio::time::timeout(stall, to.write_all(&buf[..n])).await {
-            Ok(Ok(())) => peer.delivered(done.messages, done.bytes),
-            Ok(Err(_)) => return End::Closed,
-            Err(_) => return End::WriteStalled,
+        if let Err(end) = write_within(&mut to, &buf[..n], stall).await {
+            return end;
         }
+        peer.delivered(done.messages, done.bytes);
+    }
+}
+
+/// Writes all of `bytes`, giving the peer at most `stall` to make room. The common case —
+/// the socket takes it at once — arms no timer.
+async fn write_within<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    bytes: &[u8],
+    stall: Duration,
+) -> Result<(), End> {
+    let mut written = 0;
+    while written < bytes.len() {
+        // A write that is not ready wrote nothing, so dropping it loses nothing.
+        match to.write(&bytes[written..]).now_or_never() {
+            Some(Ok(0) | Err(_)) => return Err(End::Closed),
+            Some(Ok(n)) => written += n,
+            None => break,
+        }
+    }
+    if written == bytes.len() {
+        return Ok(());
+    }
+    match tokio::time::timeout(stall, to.write_all(&bytes[written..])).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Closed),
+        Err(_) => Err(End::WriteStalled),
     }
 }
