@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod ecosystem_files;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod logs_fetch;
 mod restart_policy;
