@@ -747,16 +747,22 @@ fn memory_stays_bounded_under_a_stalled_subscriber_and_huge_requests() {
     f.assert_unharmed("500 x 1 MB events, stalled subscriber gone");
 
     // 4 million small integers: under the size cap, over the values cap.
+    // Sent five times: what God keeps afterwards must not grow with each.
     let mut raw = Raw::dealer(&f.rpc());
     let params = rmp_serde::to_vec(&vec![1u8; 4_000_000]).unwrap();
     let payload = request_with_raw_params(4242, "ping", &params);
     assert!(payload.len() < 8 << 20);
-    raw.send(&payload).unwrap();
-    let reply = raw.reply(DEADLINE);
-    assert_eq!(reply["id"], 4242, "{reply}");
-    assert_eq!(reply["error"]["code"], "bad_params", "{reply}");
-    let message = reply["error"]["message"].as_str().unwrap();
-    assert!(message.contains("262144"), "{message}");
+    let mut after_each = Vec::new();
+    for _ in 0..5 {
+        raw.send(&payload).unwrap();
+        let reply = raw.reply(DEADLINE);
+        assert_eq!(reply["id"], 4242, "{reply}");
+        assert_eq!(reply["error"]["code"], "bad_params", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains("262144"), "{message}");
+        after_each.push(f.god_rss_kb());
+    }
+    eprintln!("God RSS (kB) after each 4M-value request: {after_each:?}");
 
     // A 200 MB frame: announced, a little sent, cut off without God reading the rest.
     let mut raw = Raw::dealer(&f.rpc());
