@@ -7,6 +7,7 @@ mod crash;
 mod ecosystem_files;
 mod first_hour;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod logs_fetch;
 mod restart_policy;
