@@ -3,11 +3,11 @@
 //! this spawner's hello. Stops for good once God orders the agent to exit (`zpm kill`).
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use zpm_proto::home::Home;
 use zpm_proto::keeper::{Health, Keeper, KeeperStatus, Kept};
+use zpm_proto::launch::daemon_command;
 
 pub struct GodKeeper {
     pub home: Home,
@@ -39,19 +39,9 @@ impl Kept for GodKeeper {
     /// Starts `zpm daemon` (its own session); the spawner's reaper collects it when it exits.
     fn launch(&mut self) -> Result<u32, String> {
         let spawn = || -> std::io::Result<u32> {
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.home.daemon_log())?;
-            let log_err = log.try_clone()?;
-            let child = std::process::Command::new(&self.exe)
-                .arg("daemon")
-                .env("ZPM_HOME", self.home.root())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .spawn()?;
-            Ok(child.id())
+            let log = self.home.daemon_log();
+            let mut command = daemon_command(&self.exe, &self.home, &["daemon"], &log)?;
+            Ok(command.spawn()?.id())
         };
         spawn().map_err(|e| format!("launching {} daemon: {e}", self.exe.display()))
     }

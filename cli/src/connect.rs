@@ -2,10 +2,10 @@
 //! any command that needs the daemon starts it. Readiness is polled with a deadline.
 
 use anyhow::{Context as _, bail};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::time::Instant;
 use zpm_proto::home::Home;
+use zpm_proto::launch::daemon_command;
 use zpm_proto::{PROTOCOL_VERSION, Pong};
 use zpm_rpc::{CallError, Client, ClientOptions, NoParams};
 
@@ -45,20 +45,8 @@ pub async fn ensure_daemon(home: &Home) -> anyhow::Result<(Client, Pong)> {
 
 fn launch_daemon(home: &Home) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the zpm executable")?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.daemon_log())
-        .with_context(|| format!("opening {}", home.daemon_log().display()))?;
-    let log_err = log
-        .try_clone()
-        .context("duplicating the daemon log handle")?;
-    std::process::Command::new(exe)
-        .arg("daemon")
-        .env("ZPM_HOME", home.root())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
+    daemon_command(&exe, home, &["daemon"], &home.daemon_log())
+        .with_context(|| format!("opening {}", home.daemon_log().display()))?
         .spawn()
         .context("launching the zpm daemon")?;
     Ok(())

@@ -26,9 +26,12 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Four workers although the daemons are mostly idle: zmq.rs blocks a worker thread
+/// (a synchronous map lock) when a peer disconnects, so two simultaneous disconnects must
+/// not be able to take every worker.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(4)
         .enable_all()
         .build()
         .context("starting the async runtime")

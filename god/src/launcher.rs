@@ -2,8 +2,8 @@
 
 use crate::error::GodError;
 use std::path::PathBuf;
-use std::process::Stdio;
 use zpm_proto::home::Home;
+use zpm_proto::launch::daemon_command;
 
 /// Runs `<exe> agent <role>` with `ZPM_HOME` set, output to `$ZPM_HOME/agent-<role>.log`.
 #[derive(Debug, Clone)]
@@ -19,18 +19,10 @@ impl AgentLauncher {
             role: role.to_owned(),
             source,
         };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.agent_log(role))
-            .map_err(launch_err)?;
-        let log_err = log.try_clone().map_err(launch_err)?;
-        let mut child = tokio::process::Command::new(&self.exe)
-            .args(["agent", role])
-            .env("ZPM_HOME", self.home.root())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+        let log = self.home.agent_log(role);
+        let command =
+            daemon_command(&self.exe, &self.home, &["agent", role], &log).map_err(launch_err)?;
+        let mut child = tokio::process::Command::from(command)
             .spawn()
             .map_err(launch_err)?;
         // `None` only once reaped, which needs the wait below: 0 then reads as not alive.

@@ -7,6 +7,7 @@ mod app;
 pub mod commands;
 pub mod home;
 pub mod keeper;
+pub mod launch;
 mod lock;
 mod logs;
 mod process;

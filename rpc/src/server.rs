@@ -132,7 +132,7 @@ impl ServerBuilder {
             scan: self.scan,
             stats: Arc::new(ServerStats::default()),
             pusher: Pusher {
-                send,
+                send: Arc::new(tokio::sync::Mutex::new(send)),
                 version: self.version,
                 ledger: Arc::clone(&ledger),
             },
@@ -196,7 +196,12 @@ impl Drop for Server {
 /// rather than waited for.
 #[derive(Clone)]
 pub struct Pusher {
-    send: RouterSendHalf,
+    /// One send at a time. zmq.rs looks the peer up in a lock-per-bucket map whose lock is
+    /// handed to the next waiter on release; with many tasks sending at once, a waiting
+    /// task could be handed the lock while both worker threads sit in zmq.rs's blocking
+    /// `remove_sync` of a disconnecting peer — a deadlock (measured: a flood cut off for
+    /// over-share wedged God 1 run in 3). Serialised here, zmq.rs sees one waiter at most.
+    send: Arc<tokio::sync::Mutex<RouterSendHalf>>,
     version: u32,
     ledger: Arc<Ledger>,
 }
@@ -229,7 +234,8 @@ impl Pusher {
         }
         let message =
             ZmqMessage::try_from(frames).map_err(|_| zeromq::ZmqError::Socket("empty message"))?;
-        match tokio::time::timeout(SEND_LIMIT, self.send.clone().send(message)).await {
+        let sending = async { self.send.lock().await.send(message).await };
+        match tokio::time::timeout(SEND_LIMIT, sending).await {
             Ok(sent) => sent,
             Err(_) => {
                 peer.cut_off(crate::guard::CutReason::NotReading);
