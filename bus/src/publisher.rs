@@ -76,6 +76,9 @@ impl PublisherOptions {
             max_frames: 4,
             max_queued_messages: u64::from(self.max_credit) + 4096,
             max_queued_bytes: self.max_credit_bytes + 4 * 1024 * 1024,
+            // A subscriber that stops reading but heartbeats is kept, its events dropped
+            // and counted (its backlog is bounded by its credit); a silent one is forgotten.
+            write_stall: None,
             ..GuardLimits::default()
         }
     }

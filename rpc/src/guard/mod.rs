@@ -38,8 +38,9 @@ pub struct GuardLimits {
     pub max_command_bytes: usize,
     /// Time from connect to a completed handshake.
     pub handshake_timeout: Duration,
-    /// Time one write to a peer may wait for it to read.
-    pub write_stall: Duration,
+    /// Time one write to a peer may wait for it to read; `None`: as long as it takes
+    /// (what is queued for the peer stays bounded by the limits below either way).
+    pub write_stall: Option<Duration>,
     /// Peers connected at once; more are refused.
     pub max_connections: usize,
     /// Messages handed to zmq.rs for a peer and not yet read by it.
@@ -57,7 +58,7 @@ impl Default for GuardLimits {
             max_frames: 16,
             max_command_bytes: 4096,
             handshake_timeout: Duration::from_secs(5),
-            write_stall: Duration::from_secs(30),
+            write_stall: Some(Duration::from_secs(30)),
             max_connections: 1024,
             max_queued_messages: 10_000,
             max_queued_bytes: 32 * 1024 * 1024,

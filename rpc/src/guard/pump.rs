@@ -113,7 +113,7 @@ where
     }
 }
 
-async fn pump_out<R, W>(mut from: R, mut to: W, peer: &Peer, stall: Duration) -> End
+async fn pump_out<R, W>(mut from: R, mut to: W, peer: &Peer, stall: Option<Duration>) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -138,7 +138,7 @@ where
 async fn write_within<W: AsyncWrite + Unpin>(
     to: &mut W,
     bytes: &[u8],
-    stall: Duration,
+    stall: Option<Duration>,
 ) -> Result<(), End> {
     let mut written = 0;
     while written < bytes.len() {
@@ -152,9 +152,12 @@ async fn write_within<W: AsyncWrite + Unpin>(
     if written == bytes.len() {
         return Ok(());
     }
-    match tokio::time::timeout(stall, to.write_all(&bytes[written..])).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Closed),
-        Err(_) => Err(End::WriteStalled),
-    }
+    let rest = to.write_all(&bytes[written..]);
+    let outcome = match stall {
+        Some(stall) => tokio::time::timeout(stall, rest)
+            .await
+            .map_err(|_| End::WriteStalled)?,
+        None => rest.await,
+    };
+    outcome.map_err(|_| End::Closed)
 }
