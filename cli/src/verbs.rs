@@ -195,8 +195,8 @@ async fn start_existing(
     if !given.is_empty() {
         let names: Vec<String> = args.target.iter().map(|t| format!("{t:?}")).collect();
         bail!(
-            "{} names an existing app, which zpm start starts again as it is: {} only apply to \
-             new apps (zpm delete it first to start it with new options)",
+            "{} names an existing app, which zpm start starts again as it is; new-app options \
+             ({}) are refused (zpm delete it first to start it with new options)",
             names.join(", "),
             given.join(", ")
         );

@@ -302,7 +302,15 @@ async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
             ServerStats::bump(&shared.stats.dropped_unknown_peer);
             continue;
         };
-        if !peer.begin_request() {
+        let incoming = decode_incoming(&payload, shared.scan);
+        // A peer's share counts requests (which hold a reply slot): a burst of
+        // notifications — a spawner reporting a thousand restarts — is normal traffic,
+        // bounded by the server's permits like everything else.
+        let is_request = matches!(
+            incoming,
+            Incoming::Request { .. } | Incoming::Invalid { .. }
+        );
+        if is_request && !peer.begin_request() {
             continue;
         }
         let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
@@ -310,16 +318,24 @@ async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            shared.handle(&peer, frames, payload).await;
-            peer.end_request();
+            shared.handle(&peer, frames, payload, incoming).await;
+            if is_request {
+                peer.end_request();
+            }
             drop(permit);
         });
     }
 }
 
 impl Dispatch {
-    async fn handle(&self, peer: &Arc<Peer>, route: Vec<Bytes>, payload: Bytes) {
-        match decode_incoming(&payload, self.scan) {
+    async fn handle(
+        &self,
+        peer: &Arc<Peer>,
+        route: Vec<Bytes>,
+        payload: Bytes,
+        incoming: Incoming,
+    ) {
+        match incoming {
             Incoming::Unreadable => {
                 ServerStats::bump(&self.stats.dropped_unreadable);
                 tracing::debug!(

@@ -55,20 +55,25 @@ impl Record {
         let Some(start_time) = start_time(pid) else {
             return;
         };
-        self.with(|e| e.insert(id, Entry { pid, start_time }));
-        self.write();
+        self.with(|e| {
+            e.insert(id, Entry { pid, start_time });
+            self.write(e);
+        });
     }
 
     pub fn ended(&self, id: u32) {
-        if self.with(|e| e.remove(&id)).is_some() {
-            self.write();
-        }
+        self.with(|e| {
+            if e.remove(&id).is_some() {
+                self.write(e);
+            }
+        });
     }
 
-    fn write(&self) {
-        let entries = self.with(|e| e.clone());
+    /// Called with the entries locked: supervisors on other threads write one at a time,
+    /// so their temp files never collide and the last write holds the latest entries.
+    fn write(&self, entries: &BTreeMap<u32, Entry>) {
         let temp = self.path.with_extension("json.tmp");
-        let written = serde_json::to_vec(&entries)
+        let written = serde_json::to_vec(entries)
             .map_err(std::io::Error::other)
             .and_then(|bytes| std::fs::write(&temp, bytes))
             .and_then(|()| std::fs::rename(&temp, &self.path));

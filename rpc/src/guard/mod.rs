@@ -108,7 +108,7 @@ pub async fn bind_endpoint<S: Socket>(
     ledger: &Arc<Ledger>,
 ) -> Result<(String, Guard), BindError> {
     let (public, bound, private, private_dir) = public_listener(endpoint)?;
-    let private_listener = bind_ipc_listener(&private)?;
+    let private_listener = bind_private(&private)?;
     socket
         .bind_listener(private_listener)
         .await
@@ -162,6 +162,15 @@ fn public_listener(endpoint: &str) -> Result<Bound, BindError> {
     Err(BindError::BadEndpoint(endpoint.to_owned()))
 }
 
+/// The private name is unique to this bind, so no other server can race for it.
+fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, BindError> {
+    let _ = std::fs::remove_file(path);
+    std::os::unix::net::UnixListener::bind(path).map_err(|source| BindError::Io {
+        what: format!("bind {}", path.display()),
+        source,
+    })
+}
+
 static PRIVATE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// `DIR/.NAME.PID-N.z`: unique per bind, so a stopping server never unlinks a live one's.
@@ -185,8 +194,14 @@ fn remove_stale_privates(dir: &Path, name: &str) {
     for entry in entries.filter_map(Result::ok) {
         let file = entry.file_name();
         let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".z") {
+        if !file.starts_with(&prefix) {
+            continue;
+        }
+        if file.ends_with(".z") {
             let _ = remove_if_stale(&entry.path());
+        } else if file.ends_with(".z.lock") {
+            // Left by earlier versions, which locked private names too.
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
