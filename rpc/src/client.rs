@@ -282,9 +282,9 @@ impl Client {
 }
 
 /// zmq.rs retries a refused connect internally after 50, 100, 200 ms… — a God that comes
-/// back 5 ms later would be noticed only after those sleeps. So after a failed attempt we
-/// first ask the kernel whether anyone accepts on the ipc path, and hand the connect to
-/// zmq.rs only then.
+/// back 5 ms later would be noticed only after those sleeps. So we first ask the kernel
+/// whether anyone accepts on the ipc path (a cheap connect the guard drops at once), and
+/// hand the connect to zmq.rs only then; our own retry loop waits 10 ms at first.
 async fn accepts(endpoint: &str) -> bool {
     match endpoint.strip_prefix("ipc://") {
         Some(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
@@ -294,9 +294,8 @@ async fn accepts(endpoint: &str) -> bool {
 
 async fn connect(
     shared: &Shared,
-    probe_first: bool,
 ) -> Option<(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>)> {
-    if probe_first && !accepts(&shared.endpoint).await {
+    if !accepts(&shared.endpoint).await {
         return None;
     }
     let mut options = SocketOptions::default();
@@ -320,10 +319,8 @@ async fn run_connection(
     let mut carry = VecDeque::new();
     let mut backoff = Duration::from_millis(10);
     let mut generation = 0;
-    let mut failed = false;
     loop {
-        let Some((socket, monitor)) = connect(&shared, failed).await else {
-            failed = true;
+        let Some((socket, monitor)) = connect(&shared).await else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(shared.options.max_backoff);
             continue;
@@ -343,7 +340,6 @@ async fn run_connection(
             return;
         }
         tracing::debug!(endpoint = %shared.endpoint, "rpc connection lost; reconnecting");
-        failed = true;
     }
 }
 

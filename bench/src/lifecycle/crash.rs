@@ -44,10 +44,12 @@ pub struct Outcome {
 impl Outcome {
     /// Compares the app pids before and after, and counts marked processes in /proc.
     fn measure(started: Instant, before: &[u32], after: &[u32], marker: &str) -> Self {
+        // Time first: the /proc walk below takes tens of milliseconds on its own.
+        let converged_ms = started.elapsed().as_secs_f64() * 1000.0;
         let live = marked(marker);
         Self {
             relaunched_ms: None,
-            converged_ms: started.elapsed().as_secs_f64() * 1000.0,
+            converged_ms,
             restarted_apps: before.iter().filter(|p| !after.contains(p)).count(),
             duplicates: live.len().saturating_sub(APPS),
             orphans: live.iter().filter(|p| !after.contains(p)).count(),
