@@ -361,3 +361,56 @@ async fn non_loopback_tcp_is_refused() {
     let refused = test_server("tcp://0.0.0.0:0", Arc::default()).await;
     assert!(matches!(refused, Err(BindError::NotLoopback(_))));
 }
+
+/// zmq.rs lets a new peer that names an identity already in use take over the old peer's
+/// queue; the guard gives every connection its own identity, so both keep their replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_claiming_one_identity_each_get_their_own_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = ipc(&dir, "rpc.sock");
+    let _server = test_server(&endpoint, Arc::default()).await.unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let mut options = zeromq::SocketOptions::default();
+        options.peer_identity("same-identity".parse().unwrap());
+        let mut dealer = DealerSocket::with_options(options);
+        dealer.connect(&endpoint).await.unwrap();
+        peers.push(dealer);
+    }
+    for (n, dealer) in peers.iter_mut().enumerate() {
+        let request = work_request(n as u64 + 10, 21 + n as u64);
+        dealer.send(ZmqMessage::from(request)).await.unwrap();
+    }
+    for (n, dealer) in peers.iter_mut().enumerate() {
+        let reply = tokio::time::timeout(T, dealer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let reply: Value = rmpv::decode::read_value(&mut &reply.get(0).unwrap()[..]).unwrap();
+        let id = reply["id"].as_u64();
+        let result = reply["result"].as_u64();
+        assert_eq!(
+            (id, result),
+            (Some(n as u64 + 10), Some(2 * (21 + n as u64))),
+            "peer {n} got {reply}"
+        );
+    }
+}
+
+/// A `work` request `{v, id, method, params: {n, delay_ms: 0}}` as raw msgpack.
+fn work_request(id: u64, n: u64) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Request {
+        v: u32,
+        id: u64,
+        method: &'static str,
+        params: Work,
+    }
+    rmp_serde::to_vec_named(&Request {
+        v: 1,
+        id,
+        method: "work",
+        params: Work { n, delay_ms: 0 },
+    })
+    .unwrap()
+}
