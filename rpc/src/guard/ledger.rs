@@ -206,10 +206,6 @@ impl Ledger {
         self.lock().get(identity).cloned()
     }
 
-    pub fn connected(&self) -> usize {
-        self.lock().len()
-    }
-
     /// A new peer with a fresh identity (`zg` + counter): the one zmq.rs will route by.
     pub(super) fn register(&self) -> Arc<Peer> {
         let n = self.next_identity.fetch_add(1, Ordering::Relaxed);

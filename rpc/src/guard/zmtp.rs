@@ -194,13 +194,13 @@ impl Inbound {
                 .ok()
                 .filter(|s| *s <= self.limits.max_command_bytes)
                 .ok_or(Violation::CommandTooLarge)?;
+            if size == 0 {
+                return Err(Violation::BadReady);
+            }
             self.state = InState::Command {
                 size,
                 body: Vec::with_capacity(size),
             };
-            if size == 0 {
-                return Err(Violation::BadReady);
-            }
             return Ok(());
         }
         if !self.ready {
