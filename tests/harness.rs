@@ -151,30 +151,14 @@ pub fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
-}
-
-/// Every live (non-zombie) process as (pid, argv), this test process excluded.
-fn live_processes() -> impl Iterator<Item = (u32, PathBuf, Vec<String>)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            (pid != std::process::id() && !is_zombie(pid)).then(|| (pid, entry.path(), argv))
+/// Every live process but this one, as (pid, its /proc directory, argv).
+pub fn live_processes() -> impl Iterator<Item = (u32, PathBuf, Vec<String>)> {
+    zpm_host::procfs::all()
+        .into_iter()
+        .filter(|s| !s.is_dead() && s.pid != std::process::id())
+        .map(|s| {
+            let path = PathBuf::from(format!("/proc/{}", s.pid));
+            (s.pid, path, zpm_host::procfs::cmdline(s.pid))
         })
 }
 

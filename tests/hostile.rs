@@ -267,30 +267,18 @@ fn request_with_raw_params(id: u64, method: &str, params: &[u8]) -> Vec<u8> {
 // The shared fixture: one daemon, one app that keeps writing.
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    zpm_host::procfs::rss_bytes(pid).unwrap() / 1024
 }
 
 /// `tid:state` of each of `pid`'s threads (R running, S sleeping…), for failure reports.
 fn thread_states(pid: u32) -> String {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let threads = zpm_host::procfs::threads(pid);
+    if threads.is_empty() {
         return "gone".into();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(')')?;
-            let state = rest.trim_start().chars().next()?;
-            Some(format!(
-                "{}:{name}:{state}",
-                t.file_name().to_string_lossy()
-            ))
-        })
+    }
+    threads
+        .iter()
+        .map(|(tid, name, state)| format!("{tid}:{name}:{state}"))
         .collect::<Vec<_>>()
         .join(" ")
 }

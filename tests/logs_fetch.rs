@@ -4,7 +4,8 @@
 
 use crate::harness::{DEADLINE, Zpm, poll, status};
 use std::time::{Duration, Instant};
-use zpm_proto::{LogCursor, LogStream, LogsFetch, LogsFetched};
+use zpm_proto::method::logs::Fetch;
+use zpm_proto::{LogCursor, LogStream, LogsFetch};
 
 #[test]
 fn logs_fetch_returns_every_byte_in_order() {
@@ -67,7 +68,7 @@ async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, V
             consume: true,
         };
         let Ok(fetched) = client
-            .call::<_, LogsFetched>("logs.fetch", &request, Duration::from_secs(5))
+            .call_method::<Fetch>(&request, Duration::from_secs(5))
             .await
         else {
             continue;
@@ -160,8 +161,8 @@ async fn poll_as_plain_reader(zpm: &Zpm, lines: &dyn Fn() -> u64) -> Vec<u64> {
         if started.elapsed() > DEADLINE {
             break;
         }
-        let fetched: LogsFetched = client
-            .call("logs.fetch", &request, Duration::from_secs(5))
+        let fetched = client
+            .call_method::<Fetch>(&request, Duration::from_secs(5))
             .await
             .unwrap();
         let data: Vec<u8> = fetched.chunks.into_iter().flat_map(|c| c.data).collect();

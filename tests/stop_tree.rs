@@ -64,13 +64,10 @@ fn a_crashed_leader_takes_its_group_with_it_before_restart() {
 
 /// `sleep 1000` processes whose cwd is this test's home.
 fn sleep_1000_count(home: &std::path::Path) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
-            cmd == b"sleep\x001000\x00" && cwd.as_deref() == Some(home)
+    crate::harness::live_processes()
+        .filter(|(_, dir, argv)| {
+            let cwd = std::fs::read_link(dir.join("cwd")).ok();
+            argv == &["sleep", "1000"] && cwd.as_deref() == Some(home)
         })
         .count()
 }

@@ -5,8 +5,9 @@
 use crate::harness::{Zpm, poll, zpm_processes};
 use serde_json::{Value, json};
 use std::time::Duration;
+use zpm_proto::method::app;
 use zpm_proto::{AppSpec, PROTOCOL_VERSION};
-use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode, RpcError};
+use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode, Method as _, RpcError};
 
 /// Calls God directly, as a third party would: params are sent exactly as given.
 fn rpc(zpm: &Zpm, method: &str, params: &Value) -> Result<Value, RpcError> {
@@ -151,7 +152,7 @@ fn god_refuses_bad_app_start_and_starts_nothing() {
         let bad = with(spec.clone(), key, value);
         refused(
             &zpm,
-            "app.start",
+            app::Start::NAME,
             &json!({ "apps": [spec.clone(), bad] }),
             expected,
         );
@@ -161,20 +162,20 @@ fn god_refuses_bad_app_start_and_starts_nothing() {
         .collect();
     refused(
         &zpm,
-        "app.start",
+        app::Start::NAME,
         &json!({ "apps": many }),
         "300 apps in one request, at most 256",
     );
     refused(
         &zpm,
-        "app.start",
+        app::Start::NAME,
         &json!({ "apps": [] }),
         "no apps to start",
     );
     assert!(zpm.ls().is_empty(), "{:#?}", zpm.ls());
     // Commands to the spawner are ordered: had anything above been spawned, it would run
     // by the time this good app does.
-    let started = rpc(&zpm, "app.start", &json!({ "apps": [spec] })).unwrap();
+    let started = rpc(&zpm, app::Start::NAME, &json!({ "apps": [spec] })).unwrap();
     assert_eq!(started.as_array().unwrap().len(), 1);
     zpm.wait_marked(1);
     let rows = zpm.ls();
@@ -202,26 +203,26 @@ fn signal_and_scale_are_checked_by_the_cli_and_by_god() {
     zpm.ok(&["ping"]);
     rpc(
         &zpm,
-        "app.start",
+        app::Start::NAME,
         &json!({ "apps": [good_spec(&zpm, "sig")] }),
     )
     .unwrap();
     let pid = zpm.wait_marked(1);
     refused(
         &zpm,
-        "app.signal",
+        app::Signal::NAME,
         &json!({"target": "sig", "signal": "SIGFOO"}),
         r#"unknown signal "SIGFOO""#,
     );
     refused(
         &zpm,
-        "app.scale",
+        app::Scale::NAME,
         &json!({"name": "sig", "instances": 0}),
         r#"app "sig": invalid instances 0: expected 1 to 1024"#,
     );
     refused(
         &zpm,
-        "app.scale",
+        app::Scale::NAME,
         &json!({"name": "sig", "instances": 100_000}),
         "invalid instances 100000",
     );

@@ -1,13 +1,13 @@
-//! Brings God back when it dies, with the shared keeper (`zpm_proto::keeper`): relaunched
+//! Brings God back when it dies, with the shared keeper (`zpm_host::keeper`): relaunched
 //! the moment God's flock is free, with backoff only while new Gods die before accepting
 //! this spawner's hello. Stops for good once God orders the agent to exit (`zpm kill`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use zpm_proto::home::Home;
-use zpm_proto::keeper::{Health, Keeper, KeeperStatus, Kept};
-use zpm_proto::launch::daemon_command;
+use zpm_host::home::Home;
+use zpm_host::keeper::{Health, Keeper, KeeperStatus, Kept};
+use zpm_host::launch::daemon_command;
 
 pub struct GodKeeper {
     pub home: Home,

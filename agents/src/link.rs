@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_bus::{EventSource, RelayEvent};
+use zpm_host::keeper::Health;
+use zpm_proto::AgentHello;
 use zpm_proto::commands::{Held, Hello};
-use zpm_proto::keeper::Health;
-use zpm_proto::{AgentHello, Pong};
+use zpm_proto::method::agent;
 use zpm_rpc::{Client, NoParams};
 
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -88,7 +89,7 @@ pub async fn say_hello_on_connect(
                 holding: holdings.all(),
             };
             match client
-                .call::<_, Pong>("agent.hello", &hello, HELLO_TIMEOUT)
+                .call_method::<agent::Hello>(&hello, HELLO_TIMEOUT)
                 .await
             {
                 Ok(god) => {
@@ -110,7 +111,7 @@ async fn heartbeat(client: Arc<Client>) {
     loop {
         ticks.tick().await;
         // Queued while God is away; a full queue just skips a beat.
-        let _ = client.notify("agent.heartbeat", &NoParams {});
+        let _ = client.notify_method::<agent::Heartbeat>(&NoParams {});
     }
 }
 
@@ -132,14 +133,14 @@ async fn forward(
                         held.report = report.clone();
                     }
                 });
-                client.notify("proc.report", &report)
+                client.notify_method::<agent::Report>(&report)
             }
             Outbound::Event(event) => match source.encode(zpm_proto::topics::PROCESS_EVENT, &event)
             {
-                Ok(payload) => client.notify(
-                    "bus.publish",
-                    &RelayEvent::new(zpm_proto::topics::PROCESS_EVENT, payload.to_vec()),
-                ),
+                Ok(payload) => client.notify_method::<agent::Publish>(&RelayEvent::new(
+                    zpm_proto::topics::PROCESS_EVENT,
+                    payload.to_vec(),
+                )),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot encode process event");
                     Ok(())

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_agents::link::{Holdings, say_hello_on_connect};
+use zpm_host::keeper::Health;
 use zpm_proto::commands::Hello;
-use zpm_proto::keeper::Health;
+use zpm_proto::method::agent;
 use zpm_proto::{AgentHello, PROTOCOL_VERSION, Pong};
 use zpm_rpc::{Client, ClientOptions, RpcError, Server};
 
@@ -19,7 +20,7 @@ async fn hello_is_said_on_a_connection_made_before_the_task_ran() {
     let (hellos, mut heard) = mpsc::unbounded_channel();
     let _server = Server::builder()
         .version(PROTOCOL_VERSION)
-        .method("agent.hello", move |hello: Hello, _ctx| {
+        .handle::<agent::Hello, _, _>(move |hello: Hello, _ctx| {
             let hellos = hellos.clone();
             async move {
                 let _ = hellos.send(hello.agent.pid);

@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zpm_agents::spawner::logs::{LOGS_FETCH, LogHub, LogLimits, fetch_logs, serve_logs};
+use zpm_agents::spawner::logs::{LogHub, LogLimits, fetch_logs, serve_logs};
+use zpm_proto::method::logs::Fetch;
 use zpm_proto::{LogCursor, LogStream, LogsFetch};
+use zpm_rpc::Method as _;
 use zpm_rpc::Value;
 use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode};
 
@@ -206,7 +208,7 @@ async fn bad_params_get_an_error_reply_and_the_server_keeps_serving() {
         (Value::from("wait_ms"), Value::from(0)),
     ]);
     let err = client
-        .call_value(LOGS_FETCH, &bad, Duration::from_secs(10))
+        .call_value(Fetch::NAME, &bad, Duration::from_secs(10))
         .await
         .unwrap_err();
     assert!(
@@ -227,7 +229,7 @@ async fn bad_params_get_an_error_reply_and_the_server_keeps_serving() {
         (Value::from("wait_ms"), Value::from(0)),
     ]);
     let answer = client
-        .call_value(LOGS_FETCH, &good, Duration::from_secs(10))
+        .call_value(Fetch::NAME, &good, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(
@@ -270,7 +272,7 @@ async fn a_second_claimant_gets_conflict_and_a_plain_reader_is_served() {
         (Value::from("wait_ms"), Value::from(0)),
     ]);
     let answer = second
-        .call_value(LOGS_FETCH, &plain, timeout)
+        .call_value(Fetch::NAME, &plain, timeout)
         .await
         .unwrap();
     assert_eq!(

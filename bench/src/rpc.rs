@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use zpm_rpc::{Client, NoParams, RpcError, Server};
 
+zpm_rpc::methods! {
+    /// The benchmark's own method: the smallest request and reply.
+    Ping = "ping" (NoParams) -> String;
+}
+
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Throughput calls made before the measured window opens.
@@ -128,7 +133,7 @@ async fn start_server(transport: &str, dir: &TempDir) -> anyhow::Result<Server> 
         _ => "tcp://127.0.0.1:0".to_owned(),
     };
     Server::builder()
-        .method("ping", |_: NoParams, _| async { Ok::<_, RpcError>("pong") })
+        .handle::<Ping, _, _>(|_, _| async { Ok::<_, RpcError>("pong".to_owned()) })
         .bind(&[&endpoint])
         .await
         .with_context(|| format!("binding the rpc server on {endpoint}"))
@@ -143,8 +148,8 @@ async fn connected_client(endpoint: &str) -> anyhow::Result<Client> {
 }
 
 async fn ping(client: &Client) -> anyhow::Result<()> {
-    let _: String = client
-        .call("ping", &NoParams {}, CALL_TIMEOUT)
+    client
+        .call_method::<Ping>(&NoParams {}, CALL_TIMEOUT)
         .await
         .context("calling ping")?;
     Ok(())
@@ -243,10 +248,7 @@ async fn throughput(endpoint: &str, settings: &Settings) -> anyhow::Result<Throu
 
 async fn call_until_stopped(client: Arc<Client>, counters: Arc<Counters>) {
     while !counters.stop.load(Ordering::Relaxed) {
-        match client
-            .call::<_, String>("ping", &NoParams {}, CALL_TIMEOUT)
-            .await
-        {
+        match client.call_method::<Ping>(&NoParams {}, CALL_TIMEOUT).await {
             Ok(_) => counters.done.fetch_add(1, Ordering::Relaxed),
             Err(_) => counters.errors.fetch_add(1, Ordering::Relaxed),
         };

@@ -4,8 +4,9 @@
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use tokio::time::Instant;
-use zpm_proto::home::Home;
-use zpm_proto::launch::daemon_command;
+use zpm_host::home::Home;
+use zpm_host::launch::daemon_command;
+use zpm_proto::method::god;
 use zpm_proto::{PROTOCOL_VERSION, Pong};
 use zpm_rpc::{CallError, Client, ClientOptions, NoParams};
 
@@ -56,7 +57,7 @@ async fn wait_ready(client: &Client) -> anyhow::Result<Pong> {
     let deadline = Instant::now() + READY_WITHIN;
     loop {
         match client
-            .call::<_, Pong>("ping", &NoParams {}, PING_TIMEOUT)
+            .call_method::<god::Ping>(&NoParams {}, PING_TIMEOUT)
             .await
         {
             Ok(pong) => return Ok(pong),

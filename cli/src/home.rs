@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
-use zpm_proto::home::Home;
+use zpm_host::home::Home;
 
 pub fn resolve() -> anyhow::Result<Home> {
     let root = match std::env::var_os("ZPM_HOME") {

@@ -2,7 +2,7 @@
 //! terminal (own session), logging to stderr, which their launcher points at a log file.
 
 use anyhow::Context as _;
-use zpm_proto::home::Home;
+use zpm_host::home::Home;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZPM_LOG")
@@ -50,7 +50,7 @@ pub fn daemon(home: Home) -> anyhow::Result<()> {
         home,
     };
     match runtime()?.block_on(zpm_god::run(options)) {
-        Err(zpm_god::GodError::Lock(zpm_proto::LockError::Held(path))) => {
+        Err(zpm_god::GodError::Lock(zpm_host::LockError::Held(path))) => {
             tracing::info!(lock = %path.display(), "another God already runs on this home; exiting");
             Ok(())
         }
@@ -70,7 +70,7 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
                 exe,
             };
             match runtime()?.block_on(zpm_agents::spawner::run(options)) {
-                Err(zpm_agents::spawner::SpawnerError::Lock(zpm_proto::LockError::Held(path))) => {
+                Err(zpm_agents::spawner::SpawnerError::Lock(zpm_host::LockError::Held(path))) => {
                     tracing::info!(lock = %path.display(), "a spawner already runs on this home; exiting");
                     Ok(())
                 }

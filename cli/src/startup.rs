@@ -2,7 +2,7 @@
 //! `pm2 startup`. Printed by default; written and enabled with `--install` (root only).
 
 use anyhow::{Context as _, bail};
-use zpm_proto::home::Home;
+use zpm_host::home::Home;
 
 fn unit(home: &Home, exe: &std::path::Path, user: &str) -> String {
     format!(

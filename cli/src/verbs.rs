@@ -5,38 +5,33 @@ use crate::connect::{client, ensure_daemon, god_listening};
 use crate::ecosystem::{StartOptions, resolve_start};
 use crate::output::{agents_table, describe_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use zpm_proto::commands::{AppDescription, SaveParams, Scale, SignalApps, StartApps, Target};
-use zpm_proto::home::Home;
+use zpm_host::home::Home;
+use zpm_proto::ProcessInfo;
+use zpm_proto::commands::{SaveParams, Scale, SignalApps, StartApps, Target};
+use zpm_proto::method::{agent, app, god};
 use zpm_proto::validate;
-use zpm_proto::{AgentInfo, ProcessInfo};
-use zpm_rpc::{CallError, Client, ErrorCode, NoParams};
+use zpm_rpc::{CallError, Client, ErrorCode, Method, NoParams};
 
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
 const VERB_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn call<P: Serialize + ?Sized, R: DeserializeOwned>(
-    client: &Client,
-    method: &str,
-    params: &P,
-) -> anyhow::Result<R> {
-    match client.call(method, params, VERB_TIMEOUT).await {
+async fn call<M: Method>(client: &Client, params: &M::Params) -> anyhow::Result<M::Output> {
+    match client.call_method::<M>(params, VERB_TIMEOUT).await {
         Ok(result) => Ok(result),
         Err(CallError::Remote(e)) => bail!("{}", e.message),
-        Err(e) => Err(e).with_context(|| format!("calling {method}")),
+        Err(e) => Err(e).with_context(|| format!("calling {}", M::NAME)),
     }
 }
 
 pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
     match command {
         Command::Start(args) => start(home, *args).await,
-        Command::Stop(t) => lifecycle(home, "app.stop", t).await,
-        Command::Restart(t) => lifecycle(home, "app.restart", t).await,
-        Command::Delete(t) => lifecycle(home, "app.delete", t).await,
+        Command::Stop(t) => lifecycle::<app::Stop>(home, t).await,
+        Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
+        Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
         Command::Signal {
@@ -50,7 +45,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
                 targets: Target::new(target),
                 signal,
             };
-            let rows: Vec<ProcessInfo> = call(&client, "app.signal", &params).await?;
+            let rows = call::<app::Signal>(&client, &params).await?;
             show_after(&client, &rows, json).await
         }
         Command::Scale {
@@ -60,8 +55,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         } => {
             validate::scale(&name, instances)?;
             let (client, _) = ensure_daemon(home).await?;
-            let rows: Vec<ProcessInfo> =
-                call(&client, "app.scale", &Scale { name, instances }).await?;
+            let rows = call::<app::Scale>(&client, &Scale { name, instances }).await?;
             show_after(&client, &rows, json).await
         }
         Command::Ping(a) => {
@@ -76,13 +70,13 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         Command::Save(a) => save(home, a).await,
         Command::Resurrect(a) => {
             let (client, _) = ensure_daemon(home).await?;
-            let rows: Vec<ProcessInfo> = call(&client, "god.resurrect", &NoParams {}).await?;
+            let rows = call::<god::Resurrect>(&client, &NoParams {}).await?;
             show_after(&client, &rows, a.json).await
         }
         Command::Startup { install } => crate::startup::run(home, install),
         Command::Agents(a) => {
             let (client, _) = ensure_daemon(home).await?;
-            let agents: Vec<AgentInfo> = call(&client, "agents.list", &NoParams {}).await?;
+            let agents = call::<agent::List>(&client, &NoParams {}).await?;
             if a.json {
                 print_json(&agents)
             } else {
@@ -103,7 +97,7 @@ async fn show_after(client: &Client, rows: &[ProcessInfo], json: bool) -> anyhow
     if json {
         return print_json(rows);
     }
-    let all: Vec<ProcessInfo> = call(client, "app.list", &NoParams {}).await?;
+    let all = call::<app::List>(client, &NoParams {}).await?;
     print_line(&process_table(&all))
 }
 
@@ -181,7 +175,7 @@ async fn start_existing(
 ) -> anyhow::Result<Option<Vec<ProcessInfo>>> {
     let targets = Target::new(args.target.clone());
     let known = client
-        .call::<_, serde::de::IgnoredAny>("app.describe", &targets, VERB_TIMEOUT)
+        .call_method::<app::Describe>(&targets, VERB_TIMEOUT)
         .await;
     match known {
         Ok(_) => {}
@@ -189,7 +183,7 @@ async fn start_existing(
             return Ok(None);
         }
         Err(CallError::Remote(e)) => bail!("{}", e.message),
-        Err(e) => return Err(e).context("calling app.describe"),
+        Err(e) => return Err(e).context(format!("calling {}", app::Describe::NAME)),
     }
     let given = new_app_options(args);
     if !given.is_empty() {
@@ -201,7 +195,7 @@ async fn start_existing(
             given.join(", ")
         );
     }
-    call(client, "app.restart", &targets).await.map(Some)
+    call::<app::Restart>(client, &targets).await.map(Some)
 }
 
 /// The options of `args` that shape a new app, which an existing app cannot take.
@@ -239,26 +233,25 @@ async fn start_new(home: &Home, target: &str, args: &StartArgs, cwd: &Path) -> a
         eprintln!("zpm: warning: {warning}");
     }
     let (client, _) = ensure_daemon(home).await?;
-    let rows: Vec<ProcessInfo> = call(
-        &client,
-        "app.start",
-        &StartApps {
-            apps: resolved.apps,
-        },
-    )
-    .await?;
+    let apps = StartApps {
+        apps: resolved.apps,
+    };
+    let rows = call::<app::Start>(&client, &apps).await?;
     show_after(&client, &rows, args.json).await
 }
 
-async fn lifecycle(home: &Home, method: &str, t: TargetArgs) -> anyhow::Result<()> {
+async fn lifecycle<M>(home: &Home, t: TargetArgs) -> anyhow::Result<()>
+where
+    M: Method<Params = Target, Output = Vec<ProcessInfo>>,
+{
     let (client, _) = ensure_daemon(home).await?;
-    let rows: Vec<ProcessInfo> = call(&client, method, &Target::new(t.target)).await?;
+    let rows = call::<M>(&client, &Target::new(t.target)).await?;
     show_after(&client, &rows, t.json).await
 }
 
 async fn list(home: &Home, json: bool) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
-    let rows: Vec<ProcessInfo> = call(&client, "app.list", &NoParams {}).await?;
+    let rows = call::<app::List>(&client, &NoParams {}).await?;
     if json {
         print_json(&rows)
     } else {
@@ -268,7 +261,7 @@ async fn list(home: &Home, json: bool) -> anyhow::Result<()> {
 
 async fn describe(home: &Home, t: TargetArgs) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
-    let apps: Vec<AppDescription> = call(&client, "app.describe", &Target::new(t.target)).await?;
+    let apps = call::<app::Describe>(&client, &Target::new(t.target)).await?;
     if t.json {
         return print_json(&apps);
     }
@@ -282,14 +275,13 @@ async fn describe(home: &Home, t: TargetArgs) -> anyhow::Result<()> {
 async fn save(home: &Home, args: SaveArgs) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
     let params = SaveParams { force: args.force };
-    let saved: serde_json::Value = call(&client, "god.save", &params).await?;
+    let saved = call::<god::Save>(&client, &Some(params)).await?;
     if args.json {
         return print_json(&saved);
     }
     print_line(&format!(
         "zpm: saved {} app(s) to {}",
-        saved["apps"],
-        saved["path"].as_str().unwrap_or("?")
+        saved.apps, saved.path
     ))
 }
 
@@ -299,9 +291,9 @@ async fn kill(home: &Home) -> anyhow::Result<()> {
         return print_line("zpm: no daemon running");
     }
     let client = client(home);
-    let pong: zpm_proto::Pong = call(&client, "ping", &NoParams {}).await?;
+    let pong = call::<god::Ping>(&client, &NoParams {}).await?;
     match client
-        .call::<_, zpm_proto::Pong>("god.kill", &NoParams {}, VERB_TIMEOUT)
+        .call_method::<god::Kill>(&NoParams {}, VERB_TIMEOUT)
         .await
     {
         Ok(_) | Err(CallError::ConnectionLost { .. }) => {}
@@ -313,23 +305,11 @@ async fn kill(home: &Home) -> anyhow::Result<()> {
 
 async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
-    let pid = nix::unistd::Pid::from_raw(pid.cast_signed());
-    while nix::sys::signal::kill(pid, None).is_ok() && !is_zombie(pid) {
+    while zpm_host::procfs::alive(pid) {
         if tokio::time::Instant::now() >= deadline {
             bail!("the daemon (pid {pid}) did not exit within {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
-}
-
-/// A daemon whose parent (e.g. a container init) never reaps it lingers as a zombie.
-fn is_zombie(pid: nix::unistd::Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }

@@ -2,7 +2,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum GodError {
     #[error(transparent)]
-    Lock(#[from] zpm_proto::LockError),
+    Lock(#[from] zpm_host::LockError),
     #[error("cannot bind rpc endpoint: {0}")]
     Bind(#[from] zpm_rpc::BindError),
     #[error("cannot start the bus: {0}")]

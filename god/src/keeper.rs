@@ -1,4 +1,4 @@
-//! Keeps this host's spawner alive with the shared keeper (`zpm_proto::keeper`): launched at
+//! Keeps this host's spawner alive with the shared keeper (`zpm_host::keeper`): launched at
 //! once when God starts, relaunched the moment its flock is free, with backoff only while
 //! new spawners die before their hello is accepted. A new spawner cleanly replaces what the
 //! dead one left.
@@ -6,7 +6,7 @@
 use crate::launcher::AgentLauncher;
 use crate::state::God;
 use std::sync::Arc;
-use zpm_proto::keeper::{Keeper, Kept};
+use zpm_host::keeper::{Keeper, Kept};
 
 struct Spawner {
     god: Arc<God>,

@@ -2,8 +2,8 @@
 
 use crate::error::GodError;
 use std::path::PathBuf;
-use zpm_proto::home::Home;
-use zpm_proto::launch::daemon_command;
+use zpm_host::home::Home;
+use zpm_host::launch::daemon_command;
 
 /// Runs `<exe> agent <role>` with `ZPM_HOME` set, output to `$ZPM_HOME/agent-<role>.log`.
 #[derive(Debug, Clone)]

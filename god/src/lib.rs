@@ -18,8 +18,8 @@ pub use launcher::AgentLauncher;
 use state::God;
 use std::sync::Arc;
 use std::time::Duration;
-use zpm_proto::HomeLock;
-use zpm_proto::home::Home;
+use zpm_host::HomeLock;
+use zpm_host::home::Home;
 
 /// How a God is run.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! (`state.json.corrupt-<ms>`) and reported, never silently replaced by nothing.
 
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use zpm_proto::AppSpec;
 
@@ -98,18 +97,7 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
         source,
     };
     let bytes = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
-    let temp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temp).map_err(err)?;
-    file.write_all(&bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    drop(file);
-    std::fs::rename(&temp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
-    }
-    Ok(())
+    zpm_host::atomic::write(path, &bytes).map_err(err)
 }
 
 #[cfg(test)]

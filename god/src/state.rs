@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
-use zpm_proto::keeper::{Health, KeeperStatus};
+use zpm_host::keeper::{Health, KeeperStatus};
 use zpm_proto::{Pong, ZPM_VERSION};
 use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
@@ -42,7 +42,7 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl God {
-    pub fn new(host: String, publisher: zpm_bus::Publisher, home: &zpm_proto::home::Home) -> Self {
+    pub fn new(host: String, publisher: zpm_bus::Publisher, home: &zpm_host::home::Home) -> Self {
         let state_file = home.state_file();
         let loaded = crate::persist::load(&state_file);
         Self {
@@ -177,7 +177,7 @@ impl God {
     /// last problem in its log, and where to look.
     fn spawner_diagnosis(&self) -> String {
         let lock = self.spawner_lock.display();
-        let holder = match zpm_proto::holder(&self.spawner_lock) {
+        let holder = match zpm_host::holder(&self.spawner_lock) {
             Some(pid) => format!("spawner pid {pid} holds {lock} but has not said hello"),
             None => format!("no spawner process holds {lock}"),
         };

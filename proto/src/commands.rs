@@ -63,6 +63,13 @@ pub struct SaveParams {
     pub force: bool,
 }
 
+/// Result of `god.save`: where the dump went and how many apps it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    pub path: String,
+    pub apps: usize,
+}
+
 /// `app.scale`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scale {

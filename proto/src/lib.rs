@@ -5,18 +5,14 @@
 mod agent;
 mod app;
 pub mod commands;
-pub mod home;
-pub mod keeper;
-pub mod launch;
-mod lock;
 mod logs;
+pub mod method;
 mod process;
 pub mod topics;
 pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong};
 pub use app::AppSpec;
-pub use lock::{HomeLock, LockError, alive, holder, is_free};
 pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
 pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};
 

@@ -4,6 +4,7 @@
 
 use crate::envelope::{ENVELOPE_VERSION, FromServer, decode_from_server, encode_message};
 use crate::error::{CallError, RpcError};
+use crate::method::Method;
 use bytes::Bytes;
 use futures::StreamExt;
 use rmpv::Value;
@@ -24,6 +25,18 @@ use zeromq::{
 pub struct Push {
     pub method: String,
     pub params: Value,
+}
+
+impl Push {
+    /// True if this is a push of the method `M`.
+    pub fn is<M: Method>(&self) -> bool {
+        self.method == M::NAME
+    }
+
+    /// Its params as the method `M` declares them.
+    pub fn params<M: Method>(&self) -> Result<M::Params, RpcError> {
+        crate::typed::from_value(&self.params)
+    }
 }
 
 /// Tuning for a [`Client`].
@@ -156,6 +169,15 @@ impl Client {
         })
     }
 
+    /// Calls the method `M` and waits at most `timeout` for its reply.
+    pub async fn call_method<M: Method>(
+        &self,
+        params: &M::Params,
+        timeout: Duration,
+    ) -> Result<M::Output, CallError> {
+        self.call(M::NAME, params, timeout).await
+    }
+
     /// Like [`Client::call`] but returns the `result` as a msgpack value.
     pub async fn call_value<P>(
         &self,
@@ -238,6 +260,11 @@ impl Client {
         self.outbox
             .try_send(Outgoing { id: None, payload })
             .map_err(|_| CallError::Closed)
+    }
+
+    /// Sends the method `M` as a one-way notification.
+    pub fn notify_method<M: Method>(&self, params: &M::Params) -> Result<(), CallError> {
+        self.notify(M::NAME, params)
     }
 
     /// The receiver of server pushes; `None` after the first call.

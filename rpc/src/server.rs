@@ -5,6 +5,7 @@ use crate::envelope::{ENVELOPE_VERSION, encode_error_reply, encode_message, enco
 use crate::error::{BindError, ErrorCode, RpcError};
 use crate::guard::{Guard, GuardCounters, GuardLimits, GuardStats, Ledger, Peer, bind_endpoint};
 use crate::handler::{Ctx, Handler, erase};
+use crate::method::Method;
 use crate::scan::{Envelope, Incoming, RawId, ScanLimits, decode_incoming};
 use bytes::Bytes;
 use serde::Serialize;
@@ -111,6 +112,17 @@ impl ServerBuilder {
     {
         self.handlers.insert(method.to_owned(), erase(handler));
         self
+    }
+
+    /// Registers `handler` for the method `M`, typed by its declaration.
+    #[must_use]
+    pub fn handle<M, F, Fut>(self, handler: F) -> Self
+    where
+        M: Method,
+        F: Fn(M::Params, Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<M::Output, RpcError>> + Send + 'static,
+    {
+        self.method(M::NAME, handler)
     }
 
     /// Binds every endpoint (ipc paths and loopback tcp only, each behind a guard) and
@@ -232,6 +244,15 @@ impl Pusher {
         self.send_frames(&connected, vec![peer.clone(), Bytes::from(payload)])
             .await
             .map_err(|e| RpcError::new(ErrorCode::Unavailable, format!("push failed: {e}")))
+    }
+
+    /// Pushes the method `M` to `peer`.
+    pub async fn push_method<M: Method>(
+        &self,
+        peer: &PeerId,
+        params: &M::Params,
+    ) -> Result<(), RpcError> {
+        self.push(peer, M::NAME, params).await
     }
 
     /// Queues `[identity, frames…]` for the writer if the ledger admits it.

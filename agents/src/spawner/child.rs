@@ -158,44 +158,5 @@ async fn clear_group(pgid: Pid, deadline: Instant) {
 
 /// True if any process of group `pgid` is alive (zombies do not count).
 pub fn live_members(pgid: Pid) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return killpg(pgid, None).is_ok();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .any(|e| {
-            std::fs::read_to_string(e.path().join("stat"))
-                .ok()
-                .and_then(|stat| parse_stat_group(&stat))
-                .is_some_and(|(state, pgrp)| pgrp == pgid.as_raw() && state != 'Z' && state != 'X')
-        })
-}
-
-/// (state, pgrp) from a `/proc/PID/stat` line; the command may contain spaces and parens.
-fn parse_stat_group(stat: &str) -> Option<(char, i32)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_parsing_survives_odd_names() {
-        assert_eq!(
-            parse_stat_group("42 (a) b (c)) S 1 77 77 0"),
-            Some(('S', 77))
-        );
-        assert_eq!(parse_stat_group("garbage"), None);
-    }
+    zpm_host::procfs::group_alive(pgid.as_raw())
 }

@@ -46,7 +46,7 @@ pub async fn run(leaders: Leaders) {
 
 fn reap_orphans(leaders: &Leaders) {
     let leaders = leaders.lock();
-    for pid in children_of_self() {
+    for pid in zpm_host::procfs::children_of_self() {
         if leaders.contains(&pid) {
             continue;
         }
@@ -55,20 +55,4 @@ fn reap_orphans(leaders: &Leaders) {
             tracing::trace!(?status, "reaped orphan");
         }
     }
-}
-
-/// Direct children of this process, from `/proc/self/task/*/children`.
-fn children_of_self() -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|pid| pid.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }

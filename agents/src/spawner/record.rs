@@ -29,13 +29,6 @@ pub struct Record {
     entries: Arc<Mutex<BTreeMap<u32, Entry>>>,
 }
 
-/// The kernel's start time of `pid`, if it is alive.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 impl Record {
     pub fn new(path: PathBuf) -> Self {
         Self {
@@ -52,7 +45,7 @@ impl Record {
     }
 
     pub fn started(&self, id: u32, pid: u32) {
-        let Some(start_time) = start_time(pid) else {
+        let Some(start_time) = zpm_host::procfs::start_time(pid) else {
             return;
         };
         self.with(|e| {
@@ -72,11 +65,9 @@ impl Record {
     /// Called with the entries locked: supervisors on other threads write one at a time,
     /// so their temp files never collide and the last write holds the latest entries.
     fn write(&self, entries: &BTreeMap<u32, Entry>) {
-        let temp = self.path.with_extension("json.tmp");
         let written = serde_json::to_vec(entries)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&temp, bytes))
-            .and_then(|()| std::fs::rename(&temp, &self.path));
+            .and_then(|bytes| zpm_host::atomic::write(&self.path, &bytes));
         if let Err(e) = written {
             tracing::warn!(error = %e, path = %self.path.display(), "cannot write spawner record");
         }
@@ -97,7 +88,7 @@ pub async fn replace_leftovers(path: &Path, grace: Duration) {
     };
     let ours: Vec<Pid> = entries
         .values()
-        .filter(|e| start_time(e.pid) == Some(e.start_time))
+        .filter(|e| zpm_host::procfs::start_time(e.pid) == Some(e.start_time))
         .map(|e| Pid::from_raw(e.pid.cast_signed()))
         .collect();
     if ours.is_empty() {

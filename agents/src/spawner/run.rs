@@ -15,18 +15,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use zpm_host::HomeLock;
+use zpm_host::home::Home;
+use zpm_host::keeper::Health;
 use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
-use zpm_proto::home::Home;
-use zpm_proto::keeper::Health;
-use zpm_proto::{
-    AgentHello, HomeLock, PROTOCOL_VERSION, ProcessReport, ProcessStatus, ZPM_VERSION,
-};
-use zpm_rpc::{Client, ClientOptions, Push};
+use zpm_proto::method::proc::SpawnerCommand;
+use zpm_proto::{AgentHello, PROTOCOL_VERSION, ProcessReport, ProcessStatus, ZPM_VERSION};
+use zpm_rpc::{Client, ClientOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnerError {
     #[error(transparent)]
-    Lock(#[from] zpm_proto::LockError),
+    Lock(#[from] zpm_host::LockError),
     #[error("cannot serve logs: {0}")]
     Bind(#[from] zpm_rpc::BindError),
 }
@@ -108,11 +108,14 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         shared,
     };
     while let Some(push) = pushes.recv().await {
-        if push.method == "agent.exit" {
-            stopped.store(true, Ordering::SeqCst);
-            break;
+        match SpawnerCommand::from_push(&push) {
+            Ok(SpawnerCommand::Exit) => {
+                stopped.store(true, Ordering::SeqCst);
+                break;
+            }
+            Ok(command) => apps.dispatch(command),
+            Err(e) => tracing::warn!(method = %push.method, error = %e, "bad command from God"),
         }
-        apps.dispatch(push);
     }
     apps.shutdown().await;
     tracing::info!("spawner exiting");
@@ -129,43 +132,21 @@ fn hello(host: &str) -> AgentHello {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(push: &Push) -> Option<T> {
-    match zpm_rpc::from_value::<T>(&push.params) {
-        Ok(params) => Some(params),
-        Err(e) => {
-            tracing::warn!(method = %push.method, error = %e, "bad command from God");
-            None
-        }
-    }
-}
-
 impl Apps {
-    fn dispatch(&mut self, push: Push) {
-        match push.method.as_str() {
-            "proc.spawn" => {
-                if let Some(command) = decode::<SpawnCommand>(&push) {
-                    self.spawn(command);
+    fn dispatch(&mut self, command: SpawnerCommand) {
+        match command {
+            SpawnerCommand::Spawn(command) => self.spawn(*command),
+            SpawnerCommand::Stop(ProcCommand { id }) => self.send(id, AppCommand::Stop),
+            SpawnerCommand::Restart(ProcCommand { id }) => self.send(id, AppCommand::Restart),
+            SpawnerCommand::Delete(ProcCommand { id }) => self.send(id, AppCommand::Delete),
+            SpawnerCommand::Signal(SignalCommand { id, signal }) => {
+                match super::child::parse_signal(&signal) {
+                    Some(signal) => self.send(id, AppCommand::Signal(signal)),
+                    None => tracing::warn!(%signal, "unknown signal"),
                 }
             }
-            "proc.stop" | "proc.restart" | "proc.delete" => {
-                if let Some(ProcCommand { id }) = decode(&push) {
-                    let command = match push.method.as_str() {
-                        "proc.stop" => AppCommand::Stop,
-                        "proc.restart" => AppCommand::Restart,
-                        _ => AppCommand::Delete,
-                    };
-                    self.send(id, command);
-                }
-            }
-            "proc.signal" => {
-                if let Some(SignalCommand { id, signal }) = decode(&push) {
-                    match super::child::parse_signal(&signal) {
-                        Some(signal) => self.send(id, AppCommand::Signal(signal)),
-                        None => tracing::warn!(%signal, "unknown signal"),
-                    }
-                }
-            }
-            other => tracing::warn!(method = other, "unknown command from God"),
+            // Handled by the loop that owns `stopped`.
+            SpawnerCommand::Exit => {}
         }
     }
 

@@ -117,7 +117,7 @@ fn kill_god(zpm: &Zpm, client: &zpm_rpc::Client, marker: &str) -> anyhow::Result
     let started = Instant::now();
     // No CLI call: only the in-process client polls, which never launches anything.
     poll("a new God", LIMIT, || {
-        let pong = zpm.call::<zpm_proto::Pong>(client, "ping").ok();
+        let pong = zpm.call::<zpm_proto::method::god::Ping>(client).ok();
         Ok(pong.filter(|p| p.pid != god))
     })?;
     let relaunched = started.elapsed();

@@ -9,8 +9,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use zpm_proto::{AgentInfo, Pong, ProcessInfo, ProcessStatus};
-use zpm_rpc::{Client, NoParams};
+use zpm_proto::method::{agent, app, god};
+use zpm_proto::{ProcessInfo, ProcessStatus};
+use zpm_rpc::{Client, Method, NoParams};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -109,18 +110,14 @@ impl Zpm {
         command
     }
 
-    pub fn call<R: serde::de::DeserializeOwned>(
-        &self,
-        client: &Client,
-        method: &str,
-    ) -> anyhow::Result<R> {
+    pub fn call<M: Method<Params = NoParams>>(&self, client: &Client) -> anyhow::Result<M::Output> {
         self.runtime
-            .block_on(client.call(method, &NoParams {}, Duration::from_secs(10)))
-            .with_context(|| format!("calling {method}"))
+            .block_on(client.call_method::<M>(&NoParams {}, Duration::from_secs(10)))
+            .with_context(|| format!("calling {}", M::NAME))
     }
 
     pub fn list(&self, client: &Client) -> anyhow::Result<Vec<ProcessInfo>> {
-        self.call(client, "app.list")
+        self.call::<app::List>(client)
     }
 
     pub fn client(&self) -> Client {
@@ -139,9 +136,9 @@ impl Zpm {
 
     /// God's and the spawner's pids, once the spawner has registered.
     pub fn pids(&self, client: &Client) -> anyhow::Result<(u32, u32)> {
-        let god = self.call::<Pong>(client, "ping")?.pid;
+        let god = self.call::<god::Ping>(client)?.pid;
         let spawner = poll("spawner registered", LIMIT, || {
-            let agents: Vec<AgentInfo> = self.call(client, "agents.list")?;
+            let agents = self.call::<agent::List>(client)?;
             Ok(agents
                 .iter()
                 .find(|a| a.role == "spawner" && a.connected)

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use zpm_proto::ProcessStatus;
 use zpm_proto::commands::{Held, Hello, ProcCommand, SpawnCommand};
+use zpm_proto::method::proc;
 use zpm_proto::{AgentInfo, Pong, ProcessReport};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
@@ -84,14 +85,18 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
     god.persist();
     for command in &to_spawn {
         tracing::info!(id = command.id, name = %command.spec.name, "spawning an app the spawner does not hold");
-        if let Err(e) = ctx.pusher.push(&ctx.peer, "proc.spawn", command).await {
+        if let Err(e) = ctx
+            .pusher
+            .push_method::<proc::Spawn>(&ctx.peer, command)
+            .await
+        {
             tracing::warn!(error = %e, "re-spawn push failed");
         }
     }
     for id in to_stop {
         if let Err(e) = ctx
             .pusher
-            .push(&ctx.peer, "proc.stop", &ProcCommand { id })
+            .push_method::<proc::Stop>(&ctx.peer, &ProcCommand { id })
             .await
         {
             tracing::warn!(error = %e, "stop push failed");

@@ -11,9 +11,10 @@ use zpm_bus::now_ms;
 use zpm_proto::commands::{
     AppDescription, ProcCommand, Scale, SignalApps, SpawnCommand, StartApps, Target,
 };
+use zpm_proto::method::{agent, proc};
 use zpm_proto::validate;
 use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus};
-use zpm_rpc::{Ctx, ErrorCode, NoParams, PeerId, RpcError};
+use zpm_rpc::{Ctx, ErrorCode, Method, NoParams, PeerId, RpcError};
 
 const SPAWNER_WAIT: Duration = Duration::from_secs(10);
 const LAUNCH_WAIT: Duration = Duration::from_secs(10);
@@ -34,9 +35,15 @@ fn stop_wait(god: &God, ids: &[u32]) -> Duration {
     Duration::from_millis(slowest) + Duration::from_secs(5)
 }
 
-async fn push_each(ctx: &Ctx, peer: &PeerId, method: &str, ids: &[u32]) -> Result<(), RpcError> {
+async fn push_each<M: Method<Params = ProcCommand>>(
+    ctx: &Ctx,
+    peer: &PeerId,
+    ids: &[u32],
+) -> Result<(), RpcError> {
     for &id in ids {
-        ctx.pusher.push(peer, method, &ProcCommand { id }).await?;
+        ctx.pusher
+            .push_method::<M>(peer, &ProcCommand { id })
+            .await?;
     }
     Ok(())
 }
@@ -61,7 +68,9 @@ async fn spawn_instances(
             spec: spec.clone(),
             restarts: 0,
         };
-        ctx.pusher.push(peer, "proc.spawn", &command).await?;
+        ctx.pusher
+            .push_method::<proc::Spawn>(peer, &command)
+            .await?;
     }
     god.changed();
     Ok(ids)
@@ -132,7 +141,7 @@ async fn stop_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
         return Ok(());
     }
     let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each(ctx, &peer, "proc.stop", ids).await?;
+    push_each::<proc::Stop>(ctx, &peer, ids).await?;
     god.wait_table(stop_wait(god, ids), "stop", |t| {
         ids.iter().all(|id| is_down(t.status(*id)))
     })
@@ -155,9 +164,11 @@ pub async fn restart(
     god.persist();
     let peer = god.spawner(SPAWNER_WAIT).await?;
     let (respawns, held) = split_unheld(&god, &ids);
-    push_each(&ctx, &peer, "proc.restart", &held).await?;
+    push_each::<proc::Restart>(&ctx, &peer, &held).await?;
     for command in &respawns {
-        ctx.pusher.push(&peer, "proc.spawn", command).await?;
+        ctx.pusher
+            .push_method::<proc::Spawn>(&peer, command)
+            .await?;
     }
     let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
     god.wait_table(limit, "restart", |t| {
@@ -212,7 +223,7 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
         return Ok(Vec::new());
     }
     let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each(ctx, &peer, "proc.delete", ids).await?;
+    push_each::<proc::Delete>(ctx, &peer, ids).await?;
     god.wait_table(stop_wait(god, ids), "delete", |t| {
         ids.iter().all(|id| is_down(t.status(*id)))
     })
@@ -301,7 +312,9 @@ pub async fn signal(
             id,
             signal: params.signal.clone(),
         };
-        ctx.pusher.push(&peer, "proc.signal", &command).await?;
+        ctx.pusher
+            .push_method::<proc::Signal>(&peer, &command)
+            .await?;
     }
     Ok(rows(&god, &ids))
 }
@@ -363,7 +376,11 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
     let spawner_pid = god.registry().pid_of("spawner");
     let peers = god.registry().peers();
     for (role, peer) in peers {
-        if let Err(e) = ctx.pusher.push(&peer, "agent.exit", &NoParams {}).await {
+        if let Err(e) = ctx
+            .pusher
+            .push_method::<agent::Exit>(&peer, &NoParams {})
+            .await
+        {
             tracing::warn!(%role, error = %e, "telling agent to exit");
         }
     }

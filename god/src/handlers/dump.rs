@@ -6,10 +6,8 @@ use super::bad_params;
 use crate::persist::Desired;
 use crate::state::God;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
-use zpm_proto::commands::SaveParams;
+use zpm_proto::commands::{SaveParams, Saved};
 use zpm_proto::{AppSpec, ProcessInfo, validate};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
@@ -17,12 +15,6 @@ use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 struct Dump {
     version: u32,
     apps: Vec<AppSpec>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct Saved {
-    pub path: String,
-    pub apps: usize,
 }
 
 /// One spec per (name, namespace) among the apps that should run, instances counted.
@@ -67,20 +59,12 @@ pub async fn save(god: Arc<God>, params: Option<SaveParams>, _: Ctx) -> Result<S
     }
     let path = god.dump_file.clone();
     let bytes = serde_json::to_vec_pretty(&dump).map_err(|e| internal("encoding dump", e))?;
-    write_atomically(&path, &bytes)
+    zpm_host::atomic::write(&path, &bytes)
         .map_err(|e| internal(&format!("writing {}", path.display()), e))?;
     Ok(Saved {
         path: path.display().to_string(),
         apps: dump.apps.len(),
     })
-}
-
-fn write_atomically(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
 }
 
 /// Starts every app of the dump whose name is not already taken: never a second copy.

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
+use zpm_proto::method::{agent, app, god};
 use zpm_proto::validate::Invalid;
-use zpm_rpc::{Ctx, NoParams, RpcError, ServerBuilder};
+use zpm_rpc::{Ctx, RpcError, ServerBuilder};
 
 /// A request that breaks a rule of `zpm_proto::validate`: nothing was started or stored.
 fn bad_params(invalid: Invalid) -> RpcError {
@@ -32,24 +33,21 @@ where
 pub fn register(god: Arc<God>) -> ServerBuilder {
     ServerBuilder::new()
         .version(zpm_proto::PROTOCOL_VERSION)
-        .method(
-            "ping",
-            on(&god, |god, _: NoParams, _| async move { Ok(god.pong()) }),
-        )
-        .method("app.start", on(&god, apps::start))
-        .method("app.stop", on(&god, apps::stop))
-        .method("app.restart", on(&god, apps::restart))
-        .method("app.delete", on(&god, apps::delete))
-        .method("app.list", on(&god, apps::list))
-        .method("app.describe", on(&god, apps::describe))
-        .method("app.signal", on(&god, apps::signal))
-        .method("app.scale", on(&god, apps::scale))
-        .method("god.kill", on(&god, apps::kill))
-        .method("god.save", on(&god, dump::save))
-        .method("god.resurrect", on(&god, dump::resurrect))
-        .method("agents.list", on(&god, agents::list))
-        .method("agent.hello", on(&god, agents::hello))
-        .method("agent.heartbeat", on(&god, agents::heartbeat))
-        .method("proc.report", on(&god, agents::report))
-        .method("bus.publish", on(&god, agents::publish))
+        .handle::<god::Ping, _, _>(on(&god, |god, _, _| async move { Ok(god.pong()) }))
+        .handle::<app::Start, _, _>(on(&god, apps::start))
+        .handle::<app::Stop, _, _>(on(&god, apps::stop))
+        .handle::<app::Restart, _, _>(on(&god, apps::restart))
+        .handle::<app::Delete, _, _>(on(&god, apps::delete))
+        .handle::<app::List, _, _>(on(&god, apps::list))
+        .handle::<app::Describe, _, _>(on(&god, apps::describe))
+        .handle::<app::Signal, _, _>(on(&god, apps::signal))
+        .handle::<app::Scale, _, _>(on(&god, apps::scale))
+        .handle::<god::Kill, _, _>(on(&god, apps::kill))
+        .handle::<god::Save, _, _>(on(&god, dump::save))
+        .handle::<god::Resurrect, _, _>(on(&god, dump::resurrect))
+        .handle::<agent::List, _, _>(on(&god, agents::list))
+        .handle::<agent::Hello, _, _>(on(&god, agents::hello))
+        .handle::<agent::Heartbeat, _, _>(on(&god, agents::heartbeat))
+        .handle::<agent::Report, _, _>(on(&god, agents::report))
+        .handle::<agent::Publish, _, _>(on(&god, agents::publish))
 }

@@ -4,20 +4,17 @@
 use super::LogHub;
 use std::sync::Arc;
 use std::time::Duration;
+use zpm_proto::method::logs::Fetch;
 use zpm_proto::{LogsFetch, LogsFetched};
 use zpm_rpc::{BindError, CallError, Client, Ctx, ErrorCode, RpcError, Server};
 
-/// The method name of the long-poll pull.
-pub const LOGS_FETCH: &str = "logs.fetch";
-
-/// Binds a [`Server`] on `endpoint` serving [`LOGS_FETCH`] (params [`LogsFetch`], result
-/// [`LogsFetched`]) from `hub`. The fetching peer is known by its routing identity, so only
+/// Binds a [`Server`] on `endpoint` serving [`Fetch`] from `hub`. The fetching peer is known by its routing identity, so only
 /// the peer that claimed the consumer role acknowledges; a second claimant gets `conflict`.
 /// Dropping the server stops serving.
 pub async fn serve_logs(hub: Arc<LogHub>, endpoint: &str) -> Result<Server, BindError> {
     Server::builder()
         .version(zpm_proto::PROTOCOL_VERSION)
-        .method(LOGS_FETCH, move |request: LogsFetch, ctx: Ctx| {
+        .handle::<Fetch, _, _>(move |request: LogsFetch, ctx: Ctx| {
             let hub = Arc::clone(&hub);
             async move {
                 hub.fetch(request, &ctx.peer)
@@ -29,12 +26,12 @@ pub async fn serve_logs(hub: Arc<LogHub>, endpoint: &str) -> Result<Server, Bind
         .await
 }
 
-/// Calls [`LOGS_FETCH`] through `client`. Give `timeout` some margin over
+/// Calls [`Fetch`] through `client`. Give `timeout` some margin over
 /// `request.wait_ms`: the server holds the call that long when there is nothing new.
 pub async fn fetch_logs(
     client: &Client,
     request: &LogsFetch,
     timeout: Duration,
 ) -> Result<LogsFetched, CallError> {
-    client.call(LOGS_FETCH, request, timeout).await
+    client.call_method::<Fetch>(request, timeout).await
 }

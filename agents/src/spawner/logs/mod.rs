@@ -22,7 +22,7 @@ mod endpoint;
 mod hub;
 mod pump;
 
-pub use endpoint::{LOGS_FETCH, fetch_logs, serve_logs};
+pub use endpoint::{fetch_logs, serve_logs};
 pub use hub::{FetchError, LogHub, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 
 use std::time::Duration;

@@ -48,15 +48,6 @@ pub fn is_free(path: &Path) -> bool {
     HomeLock::acquire(path).is_ok()
 }
 
-/// True if `pid` is a live process (a zombie is dead: it only waits to be reaped).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| !matches!(state, 'Z' | 'X'))
-    })
-}
-
 /// The pid holding the flock on `path`, from `/proc/locks` (read-only: it never disturbs
 /// the holder). `None` if nobody holds it or it cannot be told.
 pub fn holder(path: &Path) -> Option<u32> {

@@ -212,7 +212,7 @@ impl Keeper {
             if kept.stopped() {
                 return Start::Stopped;
             }
-            if !crate::lock::alive(pid) {
+            if !crate::procfs::alive(pid) {
                 return if crate::lock::is_free(&self.lock) {
                     tracing::warn!(what = self.name, pid, "died before becoming healthy");
                     Start::Died

@@ -1,0 +1,125 @@
+//! Every rpc method, notification and push of zpm, declared once: wire name, params type,
+//! result type. Modules follow the wire names (`app::Start` is `app.start`). Servers
+//! register with `ServerBuilder::handle::<M>`, clients call with `Client::call_method::<M>`,
+//! pushes go out with `Pusher::push_method::<M>` and come in through an exhaustive enum
+//! (e.g. [`proc::SpawnerCommand`]).
+
+use zpm_rpc::methods;
+
+/// Asked of God by anyone.
+pub mod god {
+    use super::methods;
+    use crate::Pong;
+    use crate::ProcessInfo;
+    use crate::commands::{SaveParams, Saved};
+    use zpm_rpc::NoParams;
+
+    methods! {
+        /// Who God is, and its counters.
+        Ping = "ping" (NoParams) -> Pong;
+        /// Stop every app and agent, then God itself.
+        Kill = "god.kill" (NoParams) -> Pong;
+        /// Write the running apps to the dump; absent params mean `{force: false}`.
+        Save = "god.save" (Option<SaveParams>) -> Saved;
+        /// Start every app of the dump that is not running.
+        Resurrect = "god.resurrect" (NoParams) -> Vec<ProcessInfo>;
+    }
+}
+
+/// The app verbs the CLI calls on God.
+pub mod app {
+    use super::methods;
+    use crate::ProcessInfo;
+    use crate::commands::{AppDescription, SignalApps, StartApps, Target};
+    use zpm_rpc::NoParams;
+
+    methods! {
+        Start = "app.start" (StartApps) -> Vec<ProcessInfo>;
+        Stop = "app.stop" (Target) -> Vec<ProcessInfo>;
+        Restart = "app.restart" (Target) -> Vec<ProcessInfo>;
+        Delete = "app.delete" (Target) -> Vec<ProcessInfo>;
+        List = "app.list" (NoParams) -> Vec<ProcessInfo>;
+        Describe = "app.describe" (Target) -> Vec<AppDescription>;
+        Signal = "app.signal" (SignalApps) -> Vec<ProcessInfo>;
+        Scale = "app.scale" (crate::commands::Scale) -> Vec<ProcessInfo>;
+    }
+}
+
+/// What agents send God, and what God tells about them.
+pub mod agent {
+    use super::methods;
+    use crate::commands::Hello as HelloParams;
+    use crate::{AgentInfo, Pong, ProcessReport};
+    use zpm_rpc::NoParams;
+
+    methods! {
+        /// Registers an agent (on every new connection) with what it holds.
+        Hello = "agent.hello" (HelloParams) -> Pong;
+        /// Notification: the agent is alive.
+        Heartbeat = "agent.heartbeat" (NoParams) -> bool;
+        /// Notification: the latest state of one app instance.
+        Report = "proc.report" (ProcessReport) -> ();
+        /// Notification: an event for God to publish on its bus.
+        Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
+        /// Every agent God knows.
+        List = "agents.list" (NoParams) -> Vec<AgentInfo>;
+        /// Push to any agent: exit now, and do not bring God back (`zpm kill`).
+        Exit = "agent.exit" (NoParams) -> ();
+    }
+}
+
+/// The host-local log data path.
+pub mod logs {
+    use super::methods;
+
+    methods! {
+        /// Long-poll pull of app output by byte offset, served by the spawner on
+        /// `spawner.sock`.
+        Fetch = "logs.fetch" (crate::LogsFetch) -> crate::LogsFetched;
+    }
+}
+
+/// God's pushes to a spawner.
+pub mod proc {
+    use super::methods;
+    use crate::commands::{ProcCommand, SignalCommand, SpawnCommand};
+    use zpm_rpc::{ErrorCode, Method, Push, RpcError};
+
+    methods! {
+        Spawn = "proc.spawn" (SpawnCommand) -> ();
+        Stop = "proc.stop" (ProcCommand) -> ();
+        Restart = "proc.restart" (ProcCommand) -> ();
+        Delete = "proc.delete" (ProcCommand) -> ();
+        Signal = "proc.signal" (SignalCommand) -> ();
+    }
+
+    /// A push a spawner acts on.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SpawnerCommand {
+        Spawn(Box<SpawnCommand>),
+        Stop(ProcCommand),
+        Restart(ProcCommand),
+        Delete(ProcCommand),
+        Signal(SignalCommand),
+        Exit,
+    }
+
+    impl SpawnerCommand {
+        pub fn from_push(push: &Push) -> Result<Self, RpcError> {
+            Ok(match push.method.as_str() {
+                Spawn::NAME => Self::Spawn(Box::new(push.params::<Spawn>()?)),
+                Stop::NAME => Self::Stop(push.params::<Stop>()?),
+                Restart::NAME => Self::Restart(push.params::<Restart>()?),
+                Delete::NAME => Self::Delete(push.params::<Delete>()?),
+                Signal::NAME => Self::Signal(push.params::<Signal>()?),
+                super::agent::Exit::NAME => Self::Exit,
+                other => {
+                    return Err(RpcError::new(
+                        ErrorCode::UnknownMethod,
+                        format!("not a spawner command: {other}"),
+                    ));
+                }
+            })
+        }
+    }
+}
