@@ -1,6 +1,10 @@
-//! zpm's agents: separate processes that dial in to God (DESIGN.md). The spawner owns the
-//! children; logs and metrics agents come later. `link` is an agent's connection to God.
+//! zpm's agents: separate processes that dial in to God (DESIGN.md). `agent` is what every
+//! agent process shares (lock, hello, heartbeat); the spawner owns the children, the logs
+//! agent writes their output to files, the metrics agent samples them.
 
+pub mod agent;
 pub mod god_keeper;
 pub mod link;
+pub mod logs;
+pub mod metrics;
 pub mod spawner;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_bus::{EventSource, RelayEvent};
 use zpm_host::keeper::Health;
-use zpm_proto::AgentHello;
 use zpm_proto::commands::{Held, Hello};
 use zpm_proto::method::agent;
-use zpm_rpc::{Client, NoParams};
+use zpm_proto::{AgentHello, Vitals};
+use zpm_rpc::Client;
 
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,33 +34,17 @@ impl Holdings {
     }
 }
 
+/// Forwards the spawner's reports and events to God, keeping `holdings` (re-sent with
+/// each hello, see [`crate::agent::join`]) up to date.
 pub struct Link {
     pub client: Arc<Client>,
-    pub hello: AgentHello,
     pub holdings: Holdings,
     pub source: EventSource,
-    /// Told every time God accepts a hello: the God keeper's sign that God is healthy.
-    pub god_health: Health,
 }
 
 impl Link {
-    /// Runs forever: hellos, heartbeats, forwarding.
     pub async fn run(self, outbound: mpsc::Receiver<Outbound>) {
-        let Self {
-            client,
-            hello,
-            holdings,
-            source,
-            god_health,
-        } = self;
-        tokio::spawn(say_hello_on_connect(
-            Arc::clone(&client),
-            hello,
-            holdings.clone(),
-            god_health,
-        ));
-        tokio::spawn(heartbeat(Arc::clone(&client)));
-        forward(&client, outbound, &holdings, source).await;
+        forward(&self.client, outbound, &self.holdings, self.source).await;
     }
 }
 
@@ -106,12 +90,15 @@ pub async fn say_hello_on_connect(
     }
 }
 
-async fn heartbeat(client: Arc<Client>) {
+/// Tells God every [`HEARTBEAT`] that this agent lives, with its resident memory.
+pub async fn heartbeat(client: Arc<Client>) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
+    let me = std::process::id();
     loop {
         ticks.tick().await;
+        let vitals = zpm_host::procfs::rss_bytes(me).map(|rss| Vitals { rss });
         // Queued while God is away; a full queue just skips a beat.
-        let _ = client.notify_method::<agent::Heartbeat>(&NoParams {});
+        let _ = client.notify_method::<agent::Heartbeat>(&vitals);
     }
 }
 

@@ -138,12 +138,22 @@ fn bytesize_short(bytes: u64) -> String {
 
 pub fn agents_table(agents: &[AgentInfo]) -> String {
     let mut table = new_table(false);
-    table.set_header(["role", "host", "pid", "version", "connected"]);
+    table.set_header([
+        "role",
+        "host",
+        "pid",
+        "uptime",
+        "memory",
+        "version",
+        "connected",
+    ]);
     for agent in agents {
         table.add_row([
             printable(&agent.role),
             printable(&agent.host),
             agent.pid.to_string(),
+            short_duration(agent.uptime_ms),
+            agent.memory.map_or_else(|| "-".to_owned(), bytesize_short),
             printable(&agent.version),
             if agent.connected { "yes" } else { "no" }.to_owned(),
         ]);
@@ -261,6 +271,8 @@ mod tests {
             pid: 1,
             version: "0.1.0".into(),
             connected: true,
+            uptime_ms: 0,
+            memory: None,
         }]);
         assert!(!agents.contains('\u{1b}'), "{agents}");
     }

@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use zpm_host::home::Home;
+use zpm_proto::Role;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZPM_LOG")
@@ -59,24 +60,36 @@ pub fn daemon(home: Home) -> anyhow::Result<()> {
 }
 
 pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
+    let Some(role) = Role::parse(role) else {
+        let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        anyhow::bail!("unknown agent role {role:?} (known: {})", known.join(", "));
+    };
     detach();
     init_logging();
-    match role {
-        "spawner" => {
+    let host = host_name();
+    let ran = match role {
+        Role::Spawner => {
             let exe = std::env::current_exe().context("finding the zpm executable")?;
-            let options = zpm_agents::spawner::SpawnerOptions {
-                home,
-                host: host_name(),
-                exe,
-            };
+            let options = zpm_agents::spawner::SpawnerOptions { home, host, exe };
             match runtime()?.block_on(zpm_agents::spawner::run(options)) {
-                Err(zpm_agents::spawner::SpawnerError::Lock(zpm_host::LockError::Held(path))) => {
-                    tracing::info!(lock = %path.display(), "a spawner already runs on this home; exiting");
-                    Ok(())
-                }
-                other => other.context("running the spawner"),
+                Err(zpm_agents::spawner::SpawnerError::Lock(e)) => Err(e),
+                other => return other.context("running the spawner"),
             }
         }
-        other => anyhow::bail!("unknown agent role {other:?} (known: spawner)"),
+        Role::Logs => {
+            let options = zpm_agents::logs::LogsOptions { home, host };
+            runtime()?.block_on(zpm_agents::logs::run(options))
+        }
+        Role::Metrics => {
+            let options = zpm_agents::metrics::MetricsOptions { home, host };
+            runtime()?.block_on(zpm_agents::metrics::run(options))
+        }
+    };
+    match ran {
+        Err(zpm_host::LockError::Held(path)) => {
+            tracing::info!(lock = %path.display(), "a {role} agent already runs on this home; exiting");
+            Ok(())
+        }
+        other => other.with_context(|| format!("running the {role} agent")),
     }
 }

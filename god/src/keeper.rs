@@ -1,32 +1,38 @@
-//! Keeps this host's spawner alive with the shared keeper (`zpm_host::keeper`): launched at
-//! once when God starts, relaunched the moment its flock is free, with backoff only while
-//! new spawners die before their hello is accepted. A new spawner cleanly replaces what the
-//! dead one left.
+//! Keeps every local agent role alive with the shared keeper (`zpm_host::keeper`): each is
+//! launched when God starts, relaunched the moment its flock is free, with backoff only
+//! while new ones die before their hello is accepted. A new spawner cleanly replaces what
+//! the dead one left; the other roles resume from what they recorded.
 
 use crate::launcher::AgentLauncher;
 use crate::state::God;
 use std::sync::Arc;
 use zpm_host::keeper::{Keeper, Kept};
+use zpm_proto::Role;
 
-struct Spawner {
+struct Agent {
+    role: Role,
     god: Arc<God>,
     agents: AgentLauncher,
 }
 
-impl Kept for Spawner {
+impl Kept for Agent {
     fn stopped(&self) -> bool {
         self.god.is_stopping()
     }
 
     fn launch(&mut self) -> Result<u32, String> {
-        self.agents.launch("spawner").map_err(|e| e.to_string())
+        self.agents
+            .launch(self.role.as_str())
+            .map_err(|e| e.to_string())
     }
 
-    /// Stops trusting what the dead spawner reported: it is down, and its apps are being
-    /// replaced by the next spawner.
+    /// Stops trusting what the dead agent reported; for the spawner, its apps are being
+    /// replaced by the next one.
     async fn gone(&mut self) {
-        let down = self.god.registry().mark_down("spawner");
-        self.god.table().mark_replacing();
+        let down = self.god.registry().mark_down(self.role.as_str());
+        if self.role == Role::Spawner {
+            self.god.table().mark_replacing();
+        }
         self.god.changed();
         if let Some(hello) = down {
             self.god
@@ -36,13 +42,21 @@ impl Kept for Spawner {
     }
 }
 
-/// Launches the spawner and keeps it alive until `zpm kill`.
-pub async fn keep_spawner(god: Arc<God>, agents: AgentLauncher) {
-    let keeper = Keeper {
-        name: "spawner",
-        lock: agents.home.agent_lock("spawner"),
-        health: god.spawner_health.clone(),
-        status: god.spawner_keeper.clone(),
-    };
-    keeper.run(Spawner { god, agents }, true).await;
+/// Launches every local agent role and keeps each alive until `zpm kill`.
+pub fn keep_agents(god: &Arc<God>, agents: &AgentLauncher) {
+    for role in Role::ALL {
+        let slot = god.keeper(role);
+        let keeper = Keeper {
+            name: role.as_str(),
+            lock: agents.home.agent_lock(role.as_str()),
+            health: slot.health.clone(),
+            status: slot.status.clone(),
+        };
+        let agent = Agent {
+            role,
+            god: Arc::clone(god),
+            agents: agents.clone(),
+        };
+        tokio::spawn(async move { keeper.run(agent, true).await });
+    }
 }

@@ -48,10 +48,7 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
-    tokio::spawn(keeper::keep_spawner(
-        Arc::clone(&god),
-        options.launcher.clone(),
-    ));
+    keeper::keep_agents(&god, &options.launcher);
     wait_for_shutdown(&god).await;
     // Give the reply to `god.kill` a moment to leave before the socket closes.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -3,7 +3,7 @@
 use crate::state::God;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zpm_proto::{AgentHello, AgentInfo};
+use zpm_proto::{AgentHello, AgentInfo, Vitals};
 use zpm_rpc::PeerId;
 
 /// An agent not heard from for this long is down: three missed 500 ms heartbeats, so with
@@ -15,6 +15,9 @@ pub struct AgentEntry {
     pub peer: PeerId,
     pub last_seen: Instant,
     pub up: bool,
+    /// When its latest hello was accepted.
+    pub since: Instant,
+    pub vitals: Option<Vitals>,
 }
 
 #[derive(Default)]
@@ -32,15 +35,18 @@ impl Registry {
             peer,
             last_seen: Instant::now(),
             up: true,
+            since: Instant::now(),
+            vitals: None,
         });
     }
 
     /// Marks the agent behind `peer` as alive; false if it never said hello.
-    pub fn seen(&mut self, peer: &PeerId) -> bool {
+    pub fn seen(&mut self, peer: &PeerId, vitals: Option<Vitals>) -> bool {
         match self.agents.iter_mut().find(|a| a.peer == peer) {
             Some(agent) => {
                 agent.last_seen = Instant::now();
                 agent.up = true;
+                agent.vitals = vitals.or(agent.vitals);
                 true
             }
             None => false,
@@ -70,15 +76,20 @@ impl Registry {
             .map(|a| a.hello.pid)
     }
 
+    /// Every agent, by host then role.
     pub fn list(&self) -> Vec<AgentInfo> {
-        self.agents
-            .iter()
+        let mut agents: Vec<&AgentEntry> = self.agents.iter().collect();
+        agents.sort_by(|a, b| (&a.hello.host, &a.hello.role).cmp(&(&b.hello.host, &b.hello.role)));
+        agents
+            .into_iter()
             .map(|a| AgentInfo {
                 role: a.hello.role.clone(),
                 host: a.hello.host.clone(),
                 pid: a.hello.pid,
                 version: a.hello.version.clone(),
                 connected: a.up,
+                uptime_ms: u64::try_from(a.since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                memory: a.vitals.map(|v| v.rss),
             })
             .collect()
     }

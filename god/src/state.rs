@@ -3,12 +3,13 @@
 use crate::registry::Registry;
 use crate::table::Table;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use zpm_host::keeper::{Health, KeeperStatus};
-use zpm_proto::{Pong, ZPM_VERSION};
+use zpm_proto::{Pong, Role, ZPM_VERSION};
 use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
 pub struct God {
@@ -28,12 +29,18 @@ pub struct God {
     /// The rpc server's guard counters, once it is bound.
     pub rpc_guard: std::sync::OnceLock<std::sync::Arc<zpm_rpc::GuardStats>>,
     pub shutdown: Notify,
-    /// Told when a spawner's hello is accepted: resets the spawner keeper's backoff.
-    pub spawner_health: Health,
-    /// What the spawner keeper last knew, for error messages.
-    pub spawner_keeper: KeeperStatus,
+    /// One per local agent role: its health (told when its hello is accepted, which
+    /// resets its keeper's backoff) and what its keeper last knew.
+    keepers: BTreeMap<Role, KeeperSlot>,
     spawner_lock: PathBuf,
     spawner_log: PathBuf,
+}
+
+/// What God shares with the keeper of one agent role.
+#[derive(Default)]
+pub struct KeeperSlot {
+    pub health: Health,
+    pub status: KeeperStatus,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,11 +65,17 @@ impl God {
             publisher,
             rpc_guard: std::sync::OnceLock::new(),
             shutdown: Notify::new(),
-            spawner_health: Health::default(),
-            spawner_keeper: KeeperStatus::default(),
+            keepers: Role::ALL
+                .into_iter()
+                .map(|role| (role, KeeperSlot::default()))
+                .collect(),
             spawner_lock: home.agent_lock("spawner"),
             spawner_log: home.agent_log("spawner"),
         }
+    }
+
+    pub fn keeper(&self, role: Role) -> &KeeperSlot {
+        &self.keepers[&role]
     }
 
     pub fn table(&self) -> MutexGuard<'_, Table> {
@@ -186,7 +199,7 @@ impl God {
             .unwrap_or_default();
         format!(
             "{holder}; keeper: {}{problem}; see {}",
-            self.spawner_keeper.get(),
+            self.keeper(Role::Spawner).status.get(),
             self.spawner_log.display()
         )
     }

@@ -16,6 +16,49 @@ pub struct Pong {
     pub guards: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
+/// The agent roles God launches and keeps alive on its own host, one process each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Owns the apps: spawns, reaps, restarts; buffers their output.
+    Spawner,
+    /// Writes the apps' output to files; serves `logs.tail`.
+    Logs,
+    /// Samples cpu and memory; serves Prometheus.
+    Metrics,
+}
+
+impl Role {
+    /// Every local role, in launch order (the spawner first: the others read from it).
+    pub const ALL: [Self; 3] = [Self::Spawner, Self::Logs, Self::Metrics];
+
+    /// The name in hellos, lock files and `zpm agent ROLE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spawner => "spawner",
+            Self::Logs => "logs",
+            Self::Metrics => "metrics",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Params of `agent.heartbeat`: how the agent is doing (absent from older agents).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vitals {
+    /// Resident memory in bytes.
+    pub rss: u64,
+}
+
 /// What an agent says when it dials in: params of `agent.hello`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentHello {
@@ -37,4 +80,10 @@ pub struct AgentInfo {
     pub pid: u32,
     pub version: String,
     pub connected: bool,
+    /// Since its (latest) hello was accepted.
+    #[serde(default)]
+    pub uptime_ms: u64,
+    /// Resident memory from its last heartbeat, if it reports one.
+    #[serde(default)]
+    pub memory: Option<u64>,
 }

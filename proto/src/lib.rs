@@ -11,7 +11,7 @@ mod process;
 pub mod topics;
 pub mod validate;
 
-pub use agent::{AgentHello, AgentInfo, Pong};
+pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
 pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
 pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};

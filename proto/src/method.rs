@@ -49,14 +49,14 @@ pub mod app {
 pub mod agent {
     use super::methods;
     use crate::commands::Hello as HelloParams;
-    use crate::{AgentInfo, Pong, ProcessReport};
+    use crate::{AgentInfo, Pong, ProcessReport, Vitals};
     use zpm_rpc::NoParams;
 
     methods! {
         /// Registers an agent (on every new connection) with what it holds.
         Hello = "agent.hello" (HelloParams) -> Pong;
         /// Notification: the agent is alive.
-        Heartbeat = "agent.heartbeat" (NoParams) -> bool;
+        Heartbeat = "agent.heartbeat" (Option<Vitals>) -> bool;
         /// Notification: the latest state of one app instance.
         Report = "proc.report" (ProcessReport) -> ();
         /// Notification: an event for God to publish on its bus.

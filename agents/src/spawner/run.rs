@@ -6,6 +6,7 @@ use super::reaper::{self, Leaders};
 use super::record::{self, Record};
 use super::report::{Outbound, Reporter};
 use super::supervisor::{AppCommand, Shared, Supervisor};
+use crate::agent;
 use crate::god_keeper::GodKeeper;
 use crate::link::{Holdings, Link};
 use std::collections::HashMap;
@@ -15,13 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use zpm_host::HomeLock;
 use zpm_host::home::Home;
-use zpm_host::keeper::Health;
 use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
 use zpm_proto::method::proc::SpawnerCommand;
-use zpm_proto::{AgentHello, PROTOCOL_VERSION, ProcessReport, ProcessStatus, ZPM_VERSION};
-use zpm_rpc::{Client, ClientOptions};
+use zpm_proto::{ProcessReport, ProcessStatus, Role};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnerError {
@@ -39,9 +37,6 @@ pub struct SpawnerOptions {
     pub exe: std::path::PathBuf,
 }
 
-/// Longest pause between attempts to reach God while it is away.
-const GOD_RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
-
 /// How long a predecessor's leftover apps get to exit on SIGTERM before SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
 
@@ -55,7 +50,13 @@ struct Apps {
 
 /// Runs the spawner until God orders it to exit.
 pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
-    let _lock = HomeLock::acquire(&options.home.agent_lock("spawner"))?;
+    let holdings = Holdings::default();
+    let joined = agent::join(
+        &options.home,
+        Role::Spawner,
+        &options.host,
+        holdings.clone(),
+    )?;
     reaper::become_subreaper();
     record::replace_leftovers(&options.home.spawner_record(), LEFTOVER_GRACE).await;
     let record = Record::new(options.home.spawner_record());
@@ -63,30 +64,15 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
     tokio::spawn(reaper::run(leaders.clone()));
     let logs = LogHub::new(LogLimits::default());
     let _log_server = serve_logs(Arc::clone(&logs), &options.home.spawner_endpoint()).await?;
-    let client_options = ClientOptions {
-        version: PROTOCOL_VERSION,
-        // While God is being relaunched, retry often: reconnecting (and the hello that
-        // makes God healthy) must not wait out a long pause. A refused ipc connect is cheap.
-        max_backoff: GOD_RECONNECT_BACKOFF,
-        ..ClientOptions::default()
-    };
-    let client = Arc::new(Client::with_options(
-        &options.home.rpc_endpoint(),
-        client_options,
-    ));
-    let Some(mut pushes) = client.take_pushes() else {
-        unreachable!("a fresh client always has its push receiver");
-    };
     let (out, outbound) = mpsc::channel(4096);
-    let god_health = Health::default();
     let link = Link {
-        client: Arc::clone(&client),
-        hello: hello(&options.host),
-        holdings: Holdings::default(),
-        source: zpm_bus::EventSource::new("spawner", &options.host, PROTOCOL_VERSION),
-        god_health: god_health.clone(),
+        client: Arc::clone(&joined.client),
+        holdings,
+        source: joined.source,
     };
     tokio::spawn(link.run(outbound));
+    let mut pushes = joined.pushes;
+    let god_health = joined.god_health;
     let stopped = Arc::new(AtomicBool::new(false));
     let keeper = GodKeeper {
         home: options.home.clone(),
@@ -120,16 +106,6 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
     apps.shutdown().await;
     tracing::info!("spawner exiting");
     Ok(())
-}
-
-fn hello(host: &str) -> AgentHello {
-    AgentHello {
-        role: "spawner".into(),
-        host: host.to_owned(),
-        pid: std::process::id(),
-        version: ZPM_VERSION.into(),
-        protocol: PROTOCOL_VERSION,
-    }
 }
 
 impl Apps {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use zpm_proto::ProcessStatus;
 use zpm_proto::commands::{Held, Hello, ProcCommand, SpawnCommand};
 use zpm_proto::method::proc;
-use zpm_proto::{AgentInfo, Pong, ProcessReport};
+use zpm_proto::{AgentInfo, Pong, ProcessReport, Role, Vitals};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
 pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcError> {
@@ -23,13 +23,14 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
     }
     tracing::info!(role = %hello.agent.role, pid = hello.agent.pid, holding = hello.holding.len(), "agent hello");
     god.registry().hello(hello.agent.clone(), ctx.peer.clone());
-    if hello.agent.role == "spawner" {
+    let role = Role::parse(&hello.agent.role);
+    if role == Some(Role::Spawner) {
         reconcile(&god, &ctx, hello.holding).await;
     }
     god.changed();
-    if hello.agent.role == "spawner" {
-        // Resets the keeper's backoff: this spawner is healthy.
-        god.spawner_health.healthy();
+    if let Some(role) = role {
+        // Resets the keeper's backoff: this agent is healthy.
+        god.keeper(role).health.healthy();
     }
     god.publish(zpm_proto::topics::AGENT_UP, &hello.agent).await;
     Ok(god.pong())
@@ -104,12 +105,12 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
     }
 }
 
-pub async fn heartbeat(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<bool, RpcError> {
-    Ok(god.registry().seen(&ctx.peer))
+pub async fn heartbeat(god: Arc<God>, vitals: Option<Vitals>, ctx: Ctx) -> Result<bool, RpcError> {
+    Ok(god.registry().seen(&ctx.peer, vitals))
 }
 
 pub async fn report(god: Arc<God>, report: ProcessReport, ctx: Ctx) -> Result<(), RpcError> {
-    god.registry().seen(&ctx.peer);
+    god.registry().seen(&ctx.peer, None);
     if !god.table().apply(report) {
         tracing::debug!("report for an app God no longer has");
     }

@@ -13,7 +13,7 @@ use zpm_proto::commands::{
 };
 use zpm_proto::method::{agent, proc};
 use zpm_proto::validate;
-use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus};
+use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus, Role};
 use zpm_rpc::{Ctx, ErrorCode, Method, NoParams, PeerId, RpcError};
 
 const SPAWNER_WAIT: Duration = Duration::from_secs(10);
@@ -362,7 +362,7 @@ pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<Process
     Ok(rows(&god, &ids))
 }
 
-/// Stops every app, tells every agent to exit, waits for the spawner to be gone, then
+/// Stops every app, tells every agent to exit, waits for the local ones to be gone, then
 /// shuts God down. An order, not a crash: nothing is relaunched afterwards.
 pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError> {
     let ids = god.table().resolve("all")?;
@@ -373,7 +373,10 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
     }
     god.stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let spawner_pid = god.registry().pid_of("spawner");
+    let agent_pids: Vec<u32> = Role::ALL
+        .into_iter()
+        .filter_map(|role| god.registry().pid_of(role.as_str()))
+        .collect();
     let peers = god.registry().peers();
     for (role, peer) in peers {
         if let Err(e) = ctx
@@ -384,7 +387,8 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
             tracing::warn!(%role, error = %e, "telling agent to exit");
         }
     }
-    if let Some(pid) = spawner_pid {
+    // The spawner first ends the apps; the logs agent then writes what they printed last.
+    for pid in agent_pids {
         wait_gone(pid, Duration::from_secs(10)).await;
     }
     // An order, not a crash: the next God starts empty (`zpm resurrect` restores a dump).
@@ -401,8 +405,7 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
 
 async fn wait_gone(pid: u32, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    let pid = nix::unistd::Pid::from_raw(pid.cast_signed());
-    while nix::sys::signal::kill(pid, None).is_ok() && tokio::time::Instant::now() < deadline {
+    while zpm_host::procfs::alive(pid) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
