@@ -64,6 +64,8 @@ pub enum Command {
     },
     /// List the agents connected to the daemon.
     Agents(JsonArg),
+    /// Print the effective configuration: `$ZPM_HOME/config.toml` over the defaults.
+    Config(JsonArg),
     /// Print the zpm and protocol versions.
     Version(JsonArg),
     /// Print a shell completion script.

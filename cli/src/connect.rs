@@ -4,6 +4,7 @@
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use tokio::time::Instant;
+use zpm_host::config::Config;
 use zpm_host::home::Home;
 use zpm_host::launch::daemon_command;
 use zpm_proto::method::god;
@@ -45,6 +46,8 @@ pub async fn ensure_daemon(home: &Home) -> anyhow::Result<(Client, Pong)> {
 }
 
 fn launch_daemon(home: &Home) -> anyhow::Result<()> {
+    // A daemon that cannot read its configuration would only say so in its log.
+    Config::load(&home.config_file())?;
     let exe = std::env::current_exe().context("finding the zpm executable")?;
     daemon_command(&exe, home, &["daemon"], &home.daemon_log())
         .with_context(|| format!("opening {}", home.daemon_log().display()))?

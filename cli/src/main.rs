@@ -33,6 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "zpm", &mut out);
             out.flush().context("writing completions")
         }
+        Command::Config(a) => show_config(&home::resolve()?, a.json),
         Command::Daemon => processes::daemon(home::resolve()?),
         Command::Agent { role } => processes::agent(home::resolve()?, &role),
         command => {
@@ -44,6 +45,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(verbs::run(command, &home))
         }
     }
+}
+
+fn show_config(home: &zpm_host::home::Home, json: bool) -> anyhow::Result<()> {
+    let path = home.config_file();
+    let config = zpm_host::config::Config::load(&path)?;
+    if json {
+        return output::print_json(&config);
+    }
+    let origin = if path.exists() {
+        format!("# {} over the defaults", path.display())
+    } else {
+        format!("# defaults ({} does not exist)", path.display())
+    };
+    output::print_line(&format!("{origin}\n{}", config.to_toml().trim_end()))
 }
 
 fn print_version(json: bool) -> anyhow::Result<()> {

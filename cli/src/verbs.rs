@@ -84,6 +84,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             }
         }
         Command::Version(_)
+        | Command::Config(_)
         | Command::Completions { .. }
         | Command::Daemon
         | Command::Agent { .. } => {

@@ -3,6 +3,8 @@
 pub enum GodError {
     #[error(transparent)]
     Lock(#[from] zpm_host::LockError),
+    #[error(transparent)]
+    Config(#[from] zpm_host::config::ConfigError),
     #[error("cannot bind rpc endpoint: {0}")]
     Bind(#[from] zpm_rpc::BindError),
     #[error("cannot start the bus: {0}")]

@@ -33,6 +33,8 @@ pub struct GodOptions {
 /// Runs God until `zpm kill` or SIGTERM/SIGINT. Fails fast if another God holds the home.
 pub async fn run(options: GodOptions) -> Result<(), GodError> {
     let _lock = HomeLock::acquire(&options.home.god_lock())?;
+    // Read for its errors: a bad file stops God here, with the key named in its log.
+    zpm_host::config::Config::load(&options.home.config_file())?;
     let bus_options = zpm_bus::PublisherOptions {
         source: "god".into(),
         host: options.host.clone(),

@@ -46,6 +46,11 @@ impl Home {
         self.root.join("dump.json")
     }
 
+    /// Optional settings (see `config`).
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
     /// The spawner's record of the processes it runs (pid, start time, group).
     pub fn spawner_record(&self) -> PathBuf {
         self.root.join("spawner-record.json")

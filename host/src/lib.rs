@@ -4,6 +4,7 @@
 //! Nothing here knows the protocol.
 
 pub mod atomic;
+pub mod config;
 pub mod home;
 pub mod keeper;
 pub mod launch;
