@@ -17,12 +17,24 @@ pub struct Zpm {
 }
 
 impl Drop for Zpm {
+    /// `zpm kill`, then SIGKILL by pid whatever of this home is left (a daemon or agent
+    /// that did not exit, and the apps of this test).
     fn drop(&mut self) {
         let _ = self
             .cmd()
             .arg("kill")
             .timeout(Duration::from_secs(60))
             .output();
+        let left = zpm_processes(self.home(), &["daemon"])
+            .into_iter()
+            .chain(zpm_processes(self.home(), &["agent"]))
+            .chain(marked_processes(&self.marker));
+        for pid in left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid.cast_signed()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

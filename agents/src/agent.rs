@@ -10,6 +10,8 @@ use zpm_bus::EventSource;
 use zpm_host::home::Home;
 use zpm_host::keeper::Health;
 use zpm_host::{HomeLock, LockError};
+use zpm_proto::commands::Interest;
+use zpm_proto::method::agent;
 use zpm_proto::{AgentHello, PROTOCOL_VERSION, Role, ZPM_VERSION};
 use zpm_rpc::{Client, ClientOptions, Push};
 
@@ -31,6 +33,30 @@ pub struct Joined {
     pub source: EventSource,
     /// Told every time God accepts a hello.
     pub god_health: Health,
+    /// What the bus's subscribers want, as God last said.
+    pub interest: Wanted,
+}
+
+/// The topic prefixes the bus's subscribers want (God's `bus.interest` pushes). Cheap to
+/// clone; every clone sees the latest.
+#[derive(Clone, Debug, Default)]
+pub struct Wanted(Arc<std::sync::RwLock<Interest>>);
+
+impl Wanted {
+    /// True if some subscriber wants events of `topic`: publish it.
+    pub fn wants(&self, topic: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .wants(topic)
+    }
+
+    pub fn set(&self, interest: Interest) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = interest;
+    }
 }
 
 /// Takes the role's lock (an error if another agent of the role runs on this home), then
@@ -60,6 +86,7 @@ pub fn join(home: &Home, role: Role, host: &str, holdings: Holdings) -> Result<J
         pushes,
         source: EventSource::new(role.as_str(), host, PROTOCOL_VERSION),
         god_health,
+        interest: Wanted::default(),
     })
 }
 
@@ -98,6 +125,7 @@ pub async fn god_gone_for_good(home: &Home) {
 pub async fn until_exit(
     home: &Home,
     pushes: &mut mpsc::Receiver<Push>,
+    interest: &Wanted,
     mut on_push: impl FnMut(Push),
 ) {
     let gone = god_gone_for_good(home);
@@ -107,10 +135,14 @@ pub async fn until_exit(
             () = &mut gone => return,
             push = pushes.recv() => match push {
                 None => return,
-                Some(push) if push.is::<zpm_proto::method::agent::Exit>() => {
+                Some(push) if push.is::<agent::Exit>() => {
                     tracing::info!("God ordered this agent to exit");
                     return;
                 }
+                Some(push) if push.is::<agent::Interest>() => match push.params::<agent::Interest>() {
+                    Ok(wanted) => interest.set(wanted),
+                    Err(e) => tracing::warn!(error = %e, "bad bus.interest from God"),
+                },
                 Some(push) => on_push(push),
             },
         }

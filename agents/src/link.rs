@@ -2,6 +2,7 @@
 //! heartbeats so God knows it is alive, and forwards the spawner's reports and events.
 //! The rpc client recreates its socket when God restarts; this re-registers.
 
+use crate::agent::Wanted;
 use crate::spawner::report::Outbound;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -40,11 +41,20 @@ pub struct Link {
     pub client: Arc<Client>,
     pub holdings: Holdings,
     pub source: EventSource,
+    /// Events nobody subscribed to are not sent at all.
+    pub interest: Wanted,
 }
 
 impl Link {
     pub async fn run(self, outbound: mpsc::Receiver<Outbound>) {
-        forward(&self.client, outbound, &self.holdings, self.source).await;
+        forward(
+            &self.client,
+            outbound,
+            &self.holdings,
+            self.source,
+            &self.interest,
+        )
+        .await;
     }
 }
 
@@ -107,6 +117,7 @@ async fn forward(
     mut outbound: mpsc::Receiver<Outbound>,
     holdings: &Holdings,
     mut source: EventSource,
+    interest: &Wanted,
 ) {
     while let Some(message) = outbound.recv().await {
         let sent = match message {
@@ -122,6 +133,7 @@ async fn forward(
                 });
                 client.notify_method::<agent::Report>(&report)
             }
+            Outbound::Event(_) if !interest.wants(zpm_proto::topics::PROCESS_EVENT) => Ok(()),
             Outbound::Event(event) => match source.encode(zpm_proto::topics::PROCESS_EVENT, &event)
             {
                 Ok(payload) => client.notify_method::<agent::Publish>(&RelayEvent::new(

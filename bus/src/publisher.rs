@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use zeromq::{
     RouterRecvHalf, RouterSendHalf, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage,
@@ -138,6 +138,7 @@ pub struct Publisher {
     stats: Arc<PublisherStats>,
     ledger: Arc<Ledger>,
     endpoints: Arc<Vec<String>>,
+    interest: watch::Receiver<Vec<String>>,
     _task: Arc<AbortOnDrop>,
 }
 
@@ -172,7 +173,9 @@ impl Publisher {
         let queue_bytes_max = options.queue_bytes.max(1);
         let queue_bytes = Arc::new(Semaphore::new(queue_bytes_max));
         let stats = Arc::new(PublisherStats::default());
+        let (interest_tx, interest) = watch::channel(Vec::new());
         let table = State {
+            interest: interest_tx,
             source: EventSource::new(&options.source, &options.host, options.version),
             options,
             subscribers: HashMap::new(),
@@ -189,11 +192,18 @@ impl Publisher {
             stats,
             ledger,
             endpoints: Arc::new(bound),
+            interest,
             _task: Arc::new(AbortOnDrop {
                 task,
                 _guards: guards,
             }),
         })
+    }
+
+    /// Every topic prefix some subscriber wants now (sorted, no duplicates; `""` means
+    /// every topic). Publishers of events (agents) need publish only what matches.
+    pub fn interest(&self) -> watch::Receiver<Vec<String>> {
+        self.interest.clone()
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -368,6 +378,8 @@ struct State {
     send: RouterSendHalf,
     ledger: Arc<Ledger>,
     stats: Arc<PublisherStats>,
+    /// The union of the subscribers' prefixes, updated as they come and go.
+    interest: watch::Sender<Vec<String>>,
 }
 
 impl State {
@@ -523,6 +535,7 @@ impl State {
                 last_seen: Instant::now(),
             },
         );
+        self.update_interest();
     }
 
     async fn add_credit(&mut self, identity: Bytes, n: u32) {
@@ -574,8 +587,25 @@ impl State {
         }
     }
 
+    fn update_interest(&self) {
+        let mut prefixes: Vec<String> = self
+            .subscribers
+            .values()
+            .flat_map(|sub| &sub.prefixes)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        self.interest.send_if_modified(|current| {
+            let changed = *current != prefixes;
+            *current = prefixes;
+            changed
+        });
+    }
+
     fn forget(&mut self, peer: &Bytes, why: &str) {
         if self.subscribers.remove(peer).is_some() {
+            self.update_interest();
             self.stats
                 .subscribers_forgotten
                 .fetch_add(1, Ordering::Relaxed);

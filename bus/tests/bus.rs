@@ -76,6 +76,35 @@ async fn subscribers_get_only_their_prefixes() {
     assert_eq!(logs.stats().gaps, 0);
 }
 
+async fn wait_interest(publisher: &Publisher, want: &[&str]) {
+    let mut interest = publisher.interest();
+    let deadline = Instant::now() + T;
+    while *interest.borrow_and_update() != want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let changed = tokio::time::timeout(left, interest.changed()).await;
+        assert!(
+            matches!(changed, Ok(Ok(()))),
+            "interest never became {want:?}: {:?}",
+            *interest.borrow()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interest_is_the_union_of_current_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = publisher(&dir, Duration::from_secs(10)).await;
+    assert!(publisher.interest().borrow().is_empty());
+    let logs = subscriber(&dir, &["log:", "metrics"], 10).await;
+    wait_interest(&publisher, &["log:", "metrics"]).await;
+    let procs = subscriber(&dir, &["process:", "log:"], 10).await;
+    wait_interest(&publisher, &["log:", "metrics", "process:"]).await;
+    drop(logs);
+    wait_interest(&publisher, &["log:", "process:"]).await;
+    drop(procs);
+    wait_interest(&publisher, &[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_credit_events_are_dropped_counted_reported_and_seen_as_gaps() {
     let dir = tempfile::tempdir().unwrap();

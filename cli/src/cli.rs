@@ -64,6 +64,15 @@ pub enum Command {
     },
     /// List the agents connected to the daemon.
     Agents(JsonArg),
+    /// Print bus events as they come (all, or those whose topic starts with a PREFIX),
+    /// e.g. `zpm events process:`; Ctrl-C to stop.
+    Events {
+        #[arg(value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration: `$ZPM_HOME/config.toml` over the defaults.
     Config(JsonArg),
     /// Print the zpm and protocol versions.

@@ -4,6 +4,7 @@
 mod cli;
 mod connect;
 mod ecosystem;
+mod events;
 mod home;
 mod output;
 mod processes;

@@ -50,6 +50,10 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
+    tokio::spawn(registry::announce_interest(
+        Arc::clone(&god),
+        server.pusher(),
+    ));
     keeper::keep_agents(&god, &options.launcher);
     wait_for_shutdown(&god).await;
     // Give the reply to `god.kill` a moment to leave before the socket closes.

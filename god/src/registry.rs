@@ -130,3 +130,23 @@ pub async fn watch_liveness(god: Arc<God>) {
         }
     }
 }
+
+/// Tells every agent the bus's interest whenever it changes (a new agent is told right
+/// after its hello), so agents publish only what someone wants.
+pub async fn announce_interest(god: Arc<God>, pusher: zpm_rpc::Pusher) {
+    let mut interest = god.interest();
+    while interest.changed().await.is_ok() {
+        let params = zpm_proto::commands::Interest {
+            prefixes: interest.borrow_and_update().clone(),
+        };
+        let peers = god.registry().peers();
+        for (role, peer) in peers {
+            let sent = pusher
+                .push_method::<zpm_proto::method::agent::Interest>(&peer, &params)
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(%role, error = %e, "interest push failed");
+            }
+        }
+    }
+}

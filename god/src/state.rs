@@ -135,6 +135,11 @@ impl God {
     }
 
     /// Re-publishes a peer's event without waiting: a full bus queue drops it (counted).
+    /// The topic prefixes the bus's subscribers want now, and as they change.
+    pub fn interest(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.publisher.interest()
+    }
+
     pub fn relay(&self, event: zpm_bus::RelayEvent) -> Result<(), RpcError> {
         self.publisher.relay(event).map_err(|e| match e {
             zpm_bus::BusError::Decode(_) => RpcError::bad_params(e.to_string()),

@@ -114,26 +114,33 @@ impl Config {
 
     /// The effective configuration as TOML; keys that are unset show as comments.
     pub fn to_toml(&self) -> String {
-        let mut text = String::from("[logs]\n");
-        match self.logs.max_size {
-            Some(bytes) => text += &format!("max_size = \"{}\"\n", bytesize::ByteSize(bytes)),
-            None => text += "# max_size: unset (never rotate)\n",
-        }
-        text += &format!("retain = {}\ncompress = {}\n", self.logs.retain, self.logs.compress);
-        match &self.logs.date_format {
-            Some(format) => text += &format!("date_format = {}\n", toml_string(format)),
-            None => text += "# date_format: unset (no timestamps)\n",
-        }
-        text += "\n[metrics]\n";
-        text += &format!(
-            "interval = \"{}\"\n",
-            humantime::format_duration(self.metrics.interval)
+        let logs = &self.logs;
+        let max_size = logs.max_size.map_or_else(
+            || "# max_size: unset (never rotate)".to_owned(),
+            |bytes| format!("max_size = \"{}\"", bytesize::ByteSize(bytes)),
         );
-        match self.metrics.prometheus {
-            Some(addr) => text += &format!("prometheus = \"{addr}\"\n"),
-            None => text += "# prometheus: unset (off)\n",
-        }
-        text
+        let date_format = logs.date_format.as_ref().map_or_else(
+            || "# date_format: unset (no timestamps)".to_owned(),
+            |format| format!("date_format = {}", toml_string(format)),
+        );
+        let prometheus = self.metrics.prometheus.map_or_else(
+            || "# prometheus: unset (off)".to_owned(),
+            |addr| format!("prometheus = \"{addr}\""),
+        );
+        let interval = humantime::format_duration(self.metrics.interval);
+        [
+            "[logs]".to_owned(),
+            max_size,
+            format!("retain = {}", logs.retain),
+            format!("compress = {}", logs.compress),
+            date_format,
+            String::new(),
+            "[metrics]".to_owned(),
+            format!("interval = \"{interval}\""),
+            prometheus,
+        ]
+        .join("\n")
+            + "\n"
     }
 }
 
@@ -198,8 +205,11 @@ mod humantime_serde_like {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e}); e.g. \"1s\", \"500ms\"")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); e.g. \"1s\", \"500ms\""
+            ))
+        })
     }
 }
 
@@ -211,7 +221,10 @@ mod tests {
     #[test]
     fn missing_file_and_empty_text_are_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Config::load(&dir.path().join("config.toml")).unwrap(), Config::default());
+        assert_eq!(
+            Config::load(&dir.path().join("config.toml")).unwrap(),
+            Config::default()
+        );
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }
 
@@ -237,7 +250,10 @@ mod tests {
             ("[logs]\nretian = 3\n", "retian"),
             ("[metrics]\ninterval = \"soon\"\n", "interval"),
             ("[metrics]\ninterval = \"1ms\"\n", "metrics.interval"),
-            ("[metrics]\nprometheus = \"0.0.0.0:9615\"\n", "metrics.prometheus"),
+            (
+                "[metrics]\nprometheus = \"0.0.0.0:9615\"\n",
+                "metrics.prometheus",
+            ),
             ("[metrics]\nprometheus = \"nowhere\"\n", "prometheus"),
             ("[logz]\n", "logz"),
         ] {

@@ -100,6 +100,19 @@ pub struct Held {
     pub spec: AppSpec,
 }
 
+/// God → agent push `bus.interest`: topic prefixes with subscribers (`""` = every topic).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interest {
+    pub prefixes: Vec<String>,
+}
+
+impl Interest {
+    /// True if some subscriber wants events of `topic`.
+    pub fn wants(&self, topic: &str) -> bool {
+        self.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+    }
+}
+
 /// God → spawner push `proc.spawn`: run this app instance under this id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpawnCommand {

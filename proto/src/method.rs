@@ -65,6 +65,9 @@ pub mod agent {
         List = "agents.list" (NoParams) -> Vec<AgentInfo>;
         /// Push to any agent: exit now, and do not bring God back (`zpm kill`).
         Exit = "agent.exit" (NoParams) -> ();
+        /// Push to every agent, on hello and whenever it changes: the topic prefixes that
+        /// have subscribers. An agent need publish only events whose topic starts with one.
+        Interest = "bus.interest" (crate::commands::Interest) -> ();
     }
 }
 
@@ -101,6 +104,7 @@ pub mod proc {
         Restart(ProcCommand),
         Delete(ProcCommand),
         Signal(SignalCommand),
+        Interest(crate::commands::Interest),
         Exit,
     }
 
@@ -113,6 +117,9 @@ pub mod proc {
                 Delete::NAME => Self::Delete(push.params::<Delete>()?),
                 Signal::NAME => Self::Signal(push.params::<Signal>()?),
                 super::agent::Exit::NAME => Self::Exit,
+                super::agent::Interest::NAME => {
+                    Self::Interest(push.params::<super::agent::Interest>()?)
+                }
                 other => {
                     return Err(RpcError::new(
                         ErrorCode::UnknownMethod,

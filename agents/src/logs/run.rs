@@ -19,9 +19,14 @@ pub async fn run(options: LogsOptions) -> Result<(), zpm_host::LockError> {
         &options.host,
         Holdings::default(),
     )?;
-    agent::until_exit(&options.home, &mut joined.pushes, |push| {
-        tracing::warn!(method = %push.method, "unexpected push");
-    })
+    agent::until_exit(
+        &options.home,
+        &mut joined.pushes,
+        &joined.interest,
+        |push| {
+            tracing::warn!(method = %push.method, "unexpected push");
+        },
+    )
     .await;
     tracing::info!("logs agent exiting");
     Ok(())

@@ -69,6 +69,7 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         client: Arc::clone(&joined.client),
         holdings,
         source: joined.source,
+        interest: joined.interest.clone(),
     };
     tokio::spawn(link.run(outbound));
     let mut pushes = joined.pushes;
@@ -99,6 +100,7 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
                 stopped.store(true, Ordering::SeqCst);
                 break;
             }
+            Ok(SpawnerCommand::Interest(wanted)) => joined.interest.set(wanted),
             Ok(command) => apps.dispatch(command),
             Err(e) => tracing::warn!(method = %push.method, error = %e, "bad command from God"),
         }
@@ -121,8 +123,8 @@ impl Apps {
                     None => tracing::warn!(%signal, "unknown signal"),
                 }
             }
-            // Handled by the loop that owns `stopped`.
-            SpawnerCommand::Exit => {}
+            // Handled by the loop that owns them.
+            SpawnerCommand::Exit | SpawnerCommand::Interest(_) => {}
         }
     }
 

@@ -5,8 +5,8 @@ use crate::state::God;
 use std::collections::HashSet;
 use std::sync::Arc;
 use zpm_proto::ProcessStatus;
-use zpm_proto::commands::{Held, Hello, ProcCommand, SpawnCommand};
-use zpm_proto::method::proc;
+use zpm_proto::commands::{Held, Hello, Interest, ProcCommand, SpawnCommand};
+use zpm_proto::method::{agent, proc};
 use zpm_proto::{AgentInfo, Pong, ProcessReport, Role, Vitals};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
@@ -33,6 +33,16 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
         god.keeper(role).health.healthy();
     }
     god.publish(zpm_proto::topics::AGENT_UP, &hello.agent).await;
+    let interest = Interest {
+        prefixes: god.interest().borrow().clone(),
+    };
+    if let Err(e) = ctx
+        .pusher
+        .push_method::<agent::Interest>(&ctx.peer, &interest)
+        .await
+    {
+        tracing::warn!(error = %e, "telling a new agent what the bus wants");
+    }
     Ok(god.pong())
 }
 
