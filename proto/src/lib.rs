@@ -10,6 +10,7 @@ pub mod keeper;
 pub mod launch;
 mod lock;
 mod logs;
+pub mod metrics;
 mod process;
 pub mod topics;
 pub mod validate;
