@@ -1,6 +1,8 @@
 //! zpm's agents: separate processes that dial in to God (DESIGN.md). The spawner owns the
-//! children; logs and metrics agents come later. `link` is an agent's connection to God.
+//! children; `metrics` holds the metrics agent's sampling and Prometheus pieces (not yet
+//! a process). `link` is an agent's connection to God.
 
 pub mod god_keeper;
 pub mod link;
+pub mod metrics;
 pub mod spawner;

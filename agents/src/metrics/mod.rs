@@ -1,0 +1,8 @@
+//! The metrics agent's pieces (not yet a process): sampling apps' process trees and the
+//! host from /proc, the memory-limit rule, and Prometheus text over a small HTTP server.
+
+pub mod procfs;
+mod sampler;
+pub mod tree;
+
+pub use sampler::Sampler;

@@ -1,0 +1,238 @@
+//! Everything zpm reads from /proc, in one place, through the `procfs` crate. It knows no
+//! zpm type on purpose: it is meant to move into a host crate shared by God, agents and
+//! CLI. Only `/proc/PID/stat` is read per process (one open and one read): status and
+//! smaps cost several times more and the metrics agent reads every process on each sample.
+
+use procfs::prelude::*;
+use procfs::{KernelStats, LoadAverage, Meminfo, ProcError};
+use std::io::Read as _;
+
+/// The fields of `/proc/PID/stat` zpm uses. Times are in clock ticks
+/// ([`ticks_per_second`]); `start_time` is ticks after boot, which with the pid names a
+/// process uniquely (pids are recycled, start times of one pid are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgrp: u32,
+    /// `R`, `S`, `D`, `Z`, ... as the kernel shows it.
+    pub state: char,
+    pub start_time: u64,
+    pub utime: u64,
+    pub stime: u64,
+    pub rss_bytes: u64,
+}
+
+impl ProcStat {
+    /// False for a zombie (exited, waiting to be reaped) or a dead entry.
+    pub fn alive(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+
+    /// User plus system time, all threads.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.utime.saturating_add(self.stime)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcfsError {
+    /// The process exited (or never existed): an ordinary race when walking /proc.
+    #[error("no process {0}")]
+    Gone(u32),
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+fn read_error(path: &str, error: &ProcError) -> ProcfsError {
+    ProcfsError::Read {
+        path: path.to_owned(),
+        message: error.to_string(),
+    }
+}
+
+/// The stat line of `pid`.
+pub fn stat(pid: u32) -> Result<ProcStat, ProcfsError> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = match read_small(&path) {
+        Ok(bytes) => procfs::process::Stat::from_read(bytes.as_slice()),
+        Err(e) => Err(e.into()),
+    };
+    let stat = match stat {
+        Ok(stat) => stat,
+        Err(e) if vanished(&e) => return Err(ProcfsError::Gone(pid)),
+        Err(e) => return Err(read_error(&path, &e)),
+    };
+    Ok(ProcStat {
+        pid,
+        // Negative only for pid 0's parent and detached groups; neither is ever ours.
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        pgrp: u32::try_from(stat.pgrp).unwrap_or(0),
+        state: stat.state,
+        start_time: stat.starttime,
+        utime: stat.utime,
+        stime: stat.stime,
+        rss_bytes: stat.rss.saturating_mul(page_size()),
+    })
+}
+
+/// A whole small /proc file in three system calls (open, read, close), where
+/// `std::fs::read` and procfs's own `from_file` also size the file and read to a second,
+/// empty read: on a walk of every process that halves the kernel time. A /proc file
+/// generated whole (seq_file single_open, as stat is) comes in one read when it fits.
+fn read_small(path: &str) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0; 1024];
+    let mut len = file.read(&mut buf)?;
+    // Filled to the brim: it may be longer (never for a stat line), read the rest.
+    while len == buf.len() {
+        buf.resize(len * 2, 0);
+        match file.read(&mut buf[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A process that exits between readdir and read shows up as not found or ESRCH.
+fn vanished(error: &ProcError) -> bool {
+    match error {
+        ProcError::NotFound(_) => true,
+        ProcError::Io(e, _) => {
+            e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
+        }
+        _ => false,
+    }
+}
+
+/// The kernel's start time of `pid`, if it is alive or a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).ok().map(|s| s.start_time)
+}
+
+/// True if `pid` is a live process (a zombie only waits to be reaped).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_ok_and(|s| s.alive())
+}
+
+/// Every process (thread group) on the host, in /proc's order.
+pub fn all_pids() -> Result<Vec<u32>, ProcfsError> {
+    let entries = std::fs::read_dir("/proc").map_err(|e| ProcfsError::Read {
+        path: "/proc".to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// The stat of every process; those that exit during the walk are left out.
+pub fn all_stats() -> Result<Vec<ProcStat>, ProcfsError> {
+    let pids = all_pids()?;
+    let mut stats = Vec::with_capacity(pids.len());
+    for pid in pids {
+        match stat(pid) {
+            Ok(s) => stats.push(s),
+            Err(ProcfsError::Gone(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stats)
+}
+
+/// Clock ticks per second, the unit of [`ProcStat`] and [`CpuTimes`] times.
+pub fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second()
+}
+
+pub fn page_size() -> u64 {
+    procfs::page_size()
+}
+
+/// Host-wide cpu time since boot, from `/proc/stat`, in clock ticks summed over all cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTimes {
+    /// Cores listed (online when read).
+    pub cpus: u32,
+    /// Everything but idle and iowait.
+    pub busy: u64,
+    pub total: u64,
+}
+
+pub fn cpu_times() -> Result<CpuTimes, ProcfsError> {
+    let stats = KernelStats::current().map_err(|e| read_error("/proc/stat", &e))?;
+    let t = &stats.total;
+    let idle = t.idle + t.iowait.unwrap_or(0);
+    // guest time is already inside user; adding it would count it twice.
+    let total = t.user
+        + t.nice
+        + t.system
+        + idle
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
+    Ok(CpuTimes {
+        cpus: u32::try_from(stats.cpu_time.len()).unwrap_or(u32::MAX),
+        busy: total - idle,
+        total,
+    })
+}
+
+/// Host memory in bytes, from `/proc/meminfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemInfo {
+    pub total: u64,
+    /// MemAvailable; before Linux 3.14, free + buffers + page cache.
+    pub available: u64,
+}
+
+pub fn meminfo() -> Result<MemInfo, ProcfsError> {
+    let m = Meminfo::current().map_err(|e| read_error("/proc/meminfo", &e))?;
+    Ok(MemInfo {
+        total: m.mem_total,
+        available: m.mem_available.unwrap_or(m.mem_free + m.buffers + m.cached),
+    })
+}
+
+/// 1, 5 and 15 minute load averages, from `/proc/loadavg`.
+pub fn loadavg() -> Result<[f32; 3], ProcfsError> {
+    let l = LoadAverage::current().map_err(|e| read_error("/proc/loadavg", &e))?;
+    Ok([l.one, l.five, l.fifteen])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = stat(std::process::id()).unwrap();
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.alive());
+        assert!(me.rss_bytes > 0);
+        assert!(me.start_time > 0);
+        assert!(all_pids().unwrap().contains(&std::process::id()));
+        assert!(all_stats().unwrap().iter().any(|s| s.pid == me.ppid));
+    }
+
+    #[test]
+    fn a_missing_pid_is_gone() {
+        // Above the kernel's maximum pid (2^22), so never allocated.
+        assert!(matches!(stat(u32::MAX - 1), Err(ProcfsError::Gone(_))));
+        assert!(!alive(u32::MAX - 1));
+    }
+
+    #[test]
+    fn host_counters_are_sane() {
+        let cpu = cpu_times().unwrap();
+        assert!(cpu.cpus >= 1 && cpu.busy <= cpu.total);
+        let mem = meminfo().unwrap();
+        assert!(mem.available <= mem.total && mem.total > 0);
+        assert!(loadavg().unwrap().iter().all(|l| *l >= 0.0));
+        assert!(ticks_per_second() > 0);
+    }
+}
