@@ -1,8 +1,10 @@
 //! The metrics agent's pieces (not yet a process): sampling apps' process trees and the
 //! host from /proc, the memory-limit rule, and Prometheus text over a small HTTP server.
 
+mod limit;
 pub mod procfs;
 mod sampler;
 pub mod tree;
 
+pub use limit::{RestartDebounce, over_limit};
 pub use sampler::Sampler;
