@@ -3,8 +3,10 @@
 
 mod limit;
 pub mod procfs;
+mod prom;
 mod sampler;
 pub mod tree;
 
 pub use limit::{RestartDebounce, over_limit};
+pub use prom::{AppLabel, CONTENT_TYPE, render};
 pub use sampler::Sampler;
