@@ -78,8 +78,9 @@ pub fn stat(pid: u32) -> Result<ProcStat, ProcfsError> {
 
 /// A whole small /proc file in three system calls (open, read, close), where
 /// `std::fs::read` and procfs's own `from_file` also size the file and read to a second,
-/// empty read: on a walk of every process that halves the kernel time. A /proc file
-/// generated whole (seq_file single_open, as stat is) comes in one read when it fits.
+/// empty read: on a walk of every process that saves a quarter of the kernel time. A
+/// /proc file generated whole (seq_file single_open, as stat is) comes in one read when
+/// it fits; not for files generated record by record (maps, smaps).
 fn read_small(path: &str) -> std::io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0; 1024];
@@ -129,18 +130,14 @@ pub fn all_pids() -> Result<Vec<u32>, ProcfsError> {
         .collect())
 }
 
-/// The stat of every process; those that exit during the walk are left out.
+/// The stat of every process that could be read: those that exit during the walk, and
+/// those hidden from us (`hidepid=1` lists them but refuses their files), are left out.
+/// Fails only if /proc itself cannot be listed.
 pub fn all_stats() -> Result<Vec<ProcStat>, ProcfsError> {
-    let pids = all_pids()?;
-    let mut stats = Vec::with_capacity(pids.len());
-    for pid in pids {
-        match stat(pid) {
-            Ok(s) => stats.push(s),
-            Err(ProcfsError::Gone(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(stats)
+    Ok(all_pids()?
+        .into_iter()
+        .filter_map(|pid| stat(pid).ok())
+        .collect())
 }
 
 /// Clock ticks per second, the unit of [`ProcStat`] and [`CpuTimes`] times.
@@ -217,6 +214,15 @@ mod tests {
         assert!(me.start_time > 0);
         assert!(all_pids().unwrap().contains(&std::process::id()));
         assert!(all_stats().unwrap().iter().any(|s| s.pid == me.ppid));
+    }
+
+    #[test]
+    fn a_file_longer_than_the_first_read_comes_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long");
+        let content: Vec<u8> = (0..5000_u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        assert_eq!(read_small(path.to_str().unwrap()).unwrap(), content);
     }
 
     #[test]
