@@ -165,9 +165,10 @@ pub fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 
 /// Every live process but this one, as (pid, its /proc directory, argv).
 pub fn live_processes() -> impl Iterator<Item = (u32, PathBuf, Vec<String>)> {
-    zpm_host::procfs::all()
+    zpm_host::procfs::all_stats()
+        .unwrap_or_default()
         .into_iter()
-        .filter(|s| !s.is_dead() && s.pid != std::process::id())
+        .filter(|s| s.alive() && s.pid != std::process::id())
         .map(|s| {
             let path = PathBuf::from(format!("/proc/{}", s.pid));
             (s.pid, path, zpm_host::procfs::cmdline(s.pid))

@@ -7,6 +7,7 @@ mod app;
 pub mod commands;
 mod logs;
 pub mod method;
+pub mod metrics;
 mod process;
 pub mod topics;
 pub mod validate;

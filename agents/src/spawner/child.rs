@@ -158,5 +158,5 @@ async fn clear_group(pgid: Pid, deadline: Instant) {
 
 /// True if any process of group `pgid` is alive (zombies do not count).
 pub fn live_members(pgid: Pid) -> bool {
-    zpm_host::procfs::group_alive(pgid.as_raw())
+    zpm_host::procfs::group_alive(pgid.as_raw().cast_unsigned())
 }

@@ -22,9 +22,10 @@ pub use procfs::zombie_children;
 
 /// Live processes whose argv contains `marker`.
 pub fn marked(marker: &str) -> Vec<u32> {
-    procfs::all()
+    procfs::all_stats()
+        .unwrap_or_default()
         .into_iter()
-        .filter(|s| !s.is_dead())
+        .filter(procfs::ProcStat::alive)
         .map(|s| s.pid)
         .filter(|&pid| procfs::cmdline(pid).iter().any(|a| a.contains(marker)))
         .collect()
