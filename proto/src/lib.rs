@@ -14,7 +14,7 @@ pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
-pub use logs::{LogChunk, LogCursor, LogStream, LogsFetch, LogsFetched};
+pub use logs::{LogChunk, LogCursor, LogEvent, LogStream, LogsFetch, LogsFetched};
 pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};
 
 /// The version in every rpc and bus envelope (`v`). Bumped only for incompatible changes;

@@ -55,3 +55,18 @@ pub struct LogChunk {
 pub struct LogsFetched {
     pub chunks: Vec<LogChunk>,
 }
+
+/// Body of the `log:out` / `log:err` bus events the logs agent publishes (only while some
+/// subscriber wants them): bytes of one app's stream as written to its file, batched —
+/// many lines per event on a busy stream. `data` may end mid-line only when a partial line
+/// was flushed after a pause; it is exactly what the app wrote, never re-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub id: u32,
+    pub name: String,
+    pub stream: LogStream,
+    /// Offset in the app's stream of the first byte of `data`.
+    pub offset: u64,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
