@@ -25,6 +25,7 @@ async fn hello_is_said_on_a_connection_made_before_the_task_ran() {
             async move {
                 let _ = hellos.send(hello.agent.pid);
                 Ok::<_, RpcError>(Pong {
+                    bus_dropped: 0,
                     version: "test".into(),
                     pid: 1,
                     uptime_ms: 0,

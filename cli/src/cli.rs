@@ -149,6 +149,10 @@ pub struct StartArgs {
     /// Time between the stop signal and SIGKILL (ms or e.g. `3s`; default 1600).
     #[arg(long, value_parser = parse_duration_ms)]
     pub kill_timeout: Option<u64>,
+    /// Restart the app when its processes hold more memory than this (e.g. `200M`; K, M,
+    /// G are powers of 1024 as in PM2).
+    #[arg(long, value_parser = zpm_host::config::parse_size, value_name = "SIZE")]
+    pub max_memory_restart: Option<u64>,
     /// Exponential backoff between unstable restarts, starting at this delay.
     #[arg(long, value_parser = parse_duration_ms)]
     pub exp_backoff_restart_delay: Option<u64>,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod connect;
+mod describe;
 mod ecosystem;
 mod events;
 mod home;

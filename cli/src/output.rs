@@ -5,7 +5,6 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
-use zpm_proto::commands::AppDescription;
 use zpm_proto::{AgentInfo, ProcessInfo, ProcessStatus};
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -24,7 +23,7 @@ pub fn colour_wanted() -> bool {
 }
 
 /// A table styled (coloured cells) exactly when `colour` says, whatever stdout is.
-fn new_table(colour: bool) -> Table {
+pub(crate) fn new_table(colour: bool) -> Table {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).force_no_tty();
     if colour {
@@ -67,7 +66,7 @@ fn status_colour(status: ProcessStatus) -> Color {
     }
 }
 
-fn status_name(status: ProcessStatus) -> &'static str {
+pub(crate) fn status_name(status: ProcessStatus) -> &'static str {
     match status {
         ProcessStatus::Launching => "launching",
         ProcessStatus::Online => "online",
@@ -89,7 +88,7 @@ pub fn short_duration(ms: u64) -> String {
     }
 }
 
-fn or_dash<T: ToString>(value: Option<T>) -> String {
+pub(crate) fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
@@ -132,7 +131,7 @@ fn process_table_styled(rows: &[ProcessInfo], colour: bool) -> String {
     table.to_string()
 }
 
-fn bytesize_short(bytes: u64) -> String {
+pub(crate) fn bytesize_short(bytes: u64) -> String {
     format!("{:.1}mb", bytes as f64 / 1_048_576.0)
 }
 
@@ -161,61 +160,10 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
     table.to_string()
 }
 
-pub fn describe_table(app: &AppDescription) -> String {
-    let (info, spec) = (&app.info, &app.spec);
-    let mut table = new_table(false);
-    let env = spec
-        .env
-        .iter()
-        .map(|(k, v)| printable(&format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let rows: Vec<(&str, String)> = vec![
-        ("id", info.id.to_string()),
-        ("name", printable(&info.name)),
-        ("namespace", printable(&info.namespace)),
-        ("instance", info.instance.to_string()),
-        ("status", status_name(info.status).to_owned()),
-        ("pid", or_dash(info.pid)),
-        ("host", printable(&info.host)),
-        ("restarts", info.restarts.to_string()),
-        (
-            "uptime",
-            info.uptime_ms
-                .map_or_else(|| "-".to_owned(), short_duration),
-        ),
-        ("last exit code", or_dash(info.exit_code)),
-        (
-            "last signal",
-            or_dash(info.signal.as_deref().map(printable)),
-        ),
-        ("command", printable(&spec.argv.join(" "))),
-        ("cwd", printable(&spec.cwd)),
-        ("autorestart", spec.autorestart.to_string()),
-        ("max restarts", spec.max_restarts.to_string()),
-        ("min uptime", format!("{} ms", spec.min_uptime_ms)),
-        ("restart delay", format!("{} ms", spec.restart_delay_ms)),
-        (
-            "exp backoff restart delay",
-            format!("{} ms", spec.exp_backoff_restart_delay_ms),
-        ),
-        ("stop exit codes", format!("{:?}", spec.stop_exit_codes)),
-        ("kill signal", printable(&spec.kill_signal)),
-        ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
-        (
-            "env (set for the app)",
-            if env.is_empty() { "-".to_owned() } else { env },
-        ),
-    ];
-    for (key, value) in rows {
-        table.add_row([key.to_owned(), value]);
-    }
-    table.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zpm_proto::commands::AppDescription;
 
     #[test]
     fn durations_read_like_pm2() {
@@ -240,6 +188,7 @@ mod tests {
             signal: None,
             cpu: None,
             memory: None,
+            max_memory_restart: None,
         }
     }
 
@@ -260,9 +209,16 @@ mod tests {
         let mut app = AppDescription {
             info: row(evil, ProcessStatus::Stopped),
             spec: zpm_proto::AppSpec::new(evil, vec!["/bin/echo".into(), evil.into()], "/tmp"),
+            restarts: vec![zpm_proto::RestartRecord {
+                at_ms: 0,
+                reason: zpm_proto::RestartReason::Exited {
+                    code: None,
+                    signal: Some(evil.into()),
+                },
+            }],
         };
         app.spec.env.insert("K".into(), evil.into());
-        let described = describe_table(&app);
+        let described = crate::describe::describe_table(&app);
         assert!(!described.contains('\u{1b}'), "{described}");
         assert!(described.contains(r"K=\x1b]0;pwned"), "{described}");
         let agents = agents_table(&[AgentInfo {

@@ -82,7 +82,10 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
         }
         Role::Metrics => {
             let options = zpm_agents::metrics::MetricsOptions { home, host };
-            runtime()?.block_on(zpm_agents::metrics::run(options))
+            match runtime()?.block_on(zpm_agents::metrics::run(options)) {
+                Err(zpm_agents::metrics::MetricsError::Lock(e)) => Err(e),
+                other => return other.context("running the metrics agent"),
+            }
         }
     };
     match ran {

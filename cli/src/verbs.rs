@@ -2,8 +2,9 @@
 
 use crate::cli::{Command, SaveArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
+use crate::describe::describe_table;
 use crate::ecosystem::{StartOptions, resolve_start};
-use crate::output::{agents_table, describe_table, print_json, print_line, process_table};
+use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,6 +125,7 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         min_uptime_ms: args.min_uptime,
         restart_delay_ms: args.restart_delay,
         kill_timeout_ms: args.kill_timeout,
+        max_memory_restart: args.max_memory_restart,
         exp_backoff_restart_delay_ms: args.exp_backoff_restart_delay,
         interpreter: args.interpreter.clone(),
         env_vars: args.env_vars.clone(),
@@ -212,6 +214,7 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.min_uptime.is_some(), "--min-uptime"),
         (args.restart_delay.is_some(), "--restart-delay"),
         (args.kill_timeout.is_some(), "--kill-timeout"),
+        (args.max_memory_restart.is_some(), "--max-memory-restart"),
         (
             args.exp_backoff_restart_delay.is_some(),
             "--exp-backoff-restart-delay",

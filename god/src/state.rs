@@ -96,6 +96,11 @@ impl God {
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             warnings: self.warnings.clone(),
+            bus_dropped: self
+                .publisher
+                .stats()
+                .dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
             guards: self.guard_counters(),
         }
     }

@@ -1,8 +1,10 @@
 //! The process table: desired state (specs, ids) and the last report of each app instance.
 
 use crate::persist::{Desired, STATE_VERSION, SavedApp, SavedState};
-use std::collections::{BTreeMap, HashSet};
-use zpm_proto::{AppSpec, ProcessInfo, ProcessReport, ProcessStatus};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use zpm_bus::now_ms;
+use zpm_proto::{AppSpec, ProcessInfo, ProcessReport, ProcessStatus, RestartReason, RestartRecord};
 use zpm_rpc::{ErrorCode, RpcError};
 
 pub struct Proc {
@@ -15,9 +17,74 @@ pub struct Proc {
     /// No supervisor holds it: a stopped app its replaced spawner ran. A restart must spawn
     /// it anew, since the spawner has nothing to restart.
     pub unheld: bool,
+    /// The metrics agent's latest sample of it.
+    pub usage: Option<Usage>,
+    /// Its last restarts, oldest first (at most [`HISTORY`]).
+    pub history: VecDeque<RestartRecord>,
+    /// Why God asked for the restart it is waiting to see reported.
+    pub pending_reason: Option<RestartReason>,
 }
 
+/// Restart records kept per instance.
+const HISTORY: usize = 10;
+
 impl Proc {
+    /// Records why the run changed, comparing the report that replaces `old`.
+    fn note_restart(&mut self, old: &ProcessReport, now_ms: u64) {
+        let new = &self.report;
+        let reason = if new.restarts > old.restarts {
+            self.pending_reason
+                .take()
+                .unwrap_or_else(|| RestartReason::Exited {
+                    code: new.exit_code,
+                    signal: new.signal.clone(),
+                })
+        } else if new.status == ProcessStatus::Errored && old.status != ProcessStatus::Errored {
+            RestartReason::Errored {
+                restarts: new.restarts,
+            }
+        } else {
+            return;
+        };
+        self.record(reason, now_ms);
+    }
+
+    /// Adds to the restart history, dropping the oldest past [`HISTORY`].
+    pub fn record(&mut self, reason: RestartReason, now_ms: u64) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(RestartRecord {
+            at_ms: now_ms,
+            reason,
+        });
+    }
+}
+
+/// One sample of an app's process tree, and when God got it.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub pid: Option<u32>,
+    pub cpu: f32,
+    pub memory: u64,
+    pub at: Instant,
+}
+
+/// A sample older than this is not shown: the metrics agent is gone or stuck.
+const USAGE_TTL: Duration = Duration::from_secs(5);
+
+impl Proc {
+    /// The latest sample, if it is fresh and of the run that is reported now.
+    fn usage(&self) -> Option<&Usage> {
+        let running = matches!(
+            self.report.status,
+            ProcessStatus::Online | ProcessStatus::Stopping
+        );
+        self.usage
+            .as_ref()
+            .filter(|u| running && u.pid == self.report.pid && u.at.elapsed() < USAGE_TTL)
+    }
+
     pub fn row(&self, now_ms: u64) -> ProcessInfo {
         let r = &self.report;
         let running = matches!(r.status, ProcessStatus::Online | ProcessStatus::Stopping);
@@ -36,8 +103,9 @@ impl Proc {
                 .map(|at| now_ms.saturating_sub(at)),
             exit_code: r.exit_code,
             signal: r.signal.clone(),
-            cpu: None,
-            memory: None,
+            cpu: self.usage().map(|u| u.cpu),
+            memory: self.usage().map(|u| u.memory),
+            max_memory_restart: self.spec.max_memory_restart,
         }
     }
 }
@@ -76,6 +144,9 @@ impl Table {
                     desired: Desired::Running,
                     report: initial_report(id, ProcessStatus::Launching, 0),
                     unheld: false,
+                    usage: None,
+                    history: VecDeque::new(),
+                    pending_reason: None,
                 };
                 self.procs.insert(id, proc);
                 id
@@ -104,6 +175,9 @@ impl Table {
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
                 unheld: false,
+                usage: None,
+                history: VecDeque::new(),
+                pending_reason: None,
             };
             table.procs.insert(app.id, proc);
         }
@@ -140,6 +214,9 @@ impl Table {
             desired: Desired::Running,
             report: held.report,
             unheld: false,
+            usage: None,
+            history: VecDeque::new(),
+            pending_reason: None,
         };
         self.procs.insert(id, proc);
     }
@@ -190,7 +267,8 @@ impl Table {
         match self.procs.get_mut(&report.id) {
             Some(proc) => {
                 if report.seq == 0 || report.seq >= proc.report.seq {
-                    proc.report = report;
+                    let old = std::mem::replace(&mut proc.report, report);
+                    proc.note_restart(&old, now_ms());
                 }
                 true
             }
@@ -200,6 +278,21 @@ impl Table {
 
     pub fn status(&self, id: u32) -> Option<ProcessStatus> {
         self.procs.get(&id).map(|p| p.report.status)
+    }
+
+    /// Keeps a metrics sample of every app it names that God has.
+    pub fn apply_metrics(&mut self, apps: &[zpm_proto::metrics::AppMetrics]) {
+        let at = Instant::now();
+        for app in apps {
+            if let Some(proc) = self.procs.get_mut(&app.id) {
+                proc.usage = Some(Usage {
+                    pid: app.pid,
+                    cpu: app.cpu,
+                    memory: app.memory,
+                    at,
+                });
+            }
+        }
     }
 
     pub fn rows(&self, ids: Option<&[u32]>, now_ms: u64) -> Vec<ProcessInfo> {

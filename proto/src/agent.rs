@@ -10,6 +10,9 @@ pub struct Pong {
     /// Problems God wants the user to know about (e.g. a corrupt state file set aside).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Events the bus dropped for subscribers out of credit, since God started.
+    #[serde(default)]
+    pub bus_dropped: u64,
     /// Per endpoint (`rpc`, `bus`): what its frame guard counted — connections, peers
     /// refused and cut off, and why (PROTOCOL.md, "Limits").
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

@@ -31,6 +31,9 @@ pub struct AppSpec {
     pub kill_timeout_ms: u64,
     /// Signal name sent first on stop, e.g. `SIGTERM`.
     pub kill_signal: String,
+    /// Restart the app when its process tree holds more resident bytes than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_restart: Option<u64>,
 }
 
 impl AppSpec {
@@ -58,6 +61,7 @@ impl AppSpec {
             stop_exit_codes: Vec::new(),
             kill_timeout_ms: Self::DEFAULT_KILL_TIMEOUT_MS,
             kill_signal: Self::DEFAULT_KILL_SIGNAL.into(),
+            max_memory_restart: None,
         }
     }
 }
@@ -84,6 +88,7 @@ impl std::fmt::Debug for AppSpec {
             .field("stop_exit_codes", &self.stop_exit_codes)
             .field("kill_timeout_ms", &self.kill_timeout_ms)
             .field("kill_signal", &self.kill_signal)
+            .field("max_memory_restart", &self.max_memory_restart)
             .finish()
     }
 }

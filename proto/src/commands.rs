@@ -83,6 +83,9 @@ pub struct Scale {
 pub struct AppDescription {
     pub info: ProcessInfo,
     pub spec: AppSpec,
+    /// The last restarts of this instance (oldest first), with why.
+    #[serde(default)]
+    pub restarts: Vec<crate::RestartRecord>,
 }
 
 /// `agent.hello`: who the agent is and what it already holds.
@@ -98,6 +101,13 @@ pub struct Held {
     pub report: ProcessReport,
     pub instance: u32,
     pub spec: AppSpec,
+}
+
+/// `app.memory_restart`: the metrics agent saw `memory` resident bytes in app `id`'s tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryRestart {
+    pub id: u32,
+    pub memory: u64,
 }
 
 /// God → agent push `bus.interest`: topic prefixes with subscribers (`""` = every topic).

@@ -15,7 +15,10 @@ pub mod validate;
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
 pub use logs::{LogChunk, LogCursor, LogEvent, LogStream, LogsFetch, LogsFetched};
-pub use process::{ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus};
+pub use process::{
+    ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus, RestartReason,
+    RestartRecord,
+};
 
 /// The version in every rpc and bus envelope (`v`). Bumped only for incompatible changes;
 /// new methods, topics and optional fields do not bump it.

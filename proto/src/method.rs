@@ -63,6 +63,11 @@ pub mod agent {
         Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
         /// Every agent God knows.
         List = "agents.list" (NoParams) -> Vec<AgentInfo>;
+        /// Notification from a metrics agent: what it sampled (God keeps the latest per app
+        /// and publishes it as `metrics`).
+        Metrics = "metrics.report" (crate::metrics::MetricsReport) -> ();
+        /// From a metrics agent: this app is over its `max_memory_restart`; restart it.
+        MemoryRestart = "app.memory_restart" (crate::commands::MemoryRestart) -> Vec<crate::ProcessInfo>;
         /// Push to any agent: exit now, and do not bring God back (`zpm kill`).
         Exit = "agent.exit" (NoParams) -> ();
         /// Push to every agent, on hello and whenever it changes: the topic prefixes that

@@ -55,6 +55,9 @@ pub struct ProcessInfo {
     pub cpu: Option<f32>,
     /// Resident bytes; `None` until a metrics agent reports.
     pub memory: Option<u64>,
+    /// The app's memory limit (`max_memory_restart`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_restart: Option<u64>,
 }
 
 /// What a spawner reports about one app after every change (`proc.report`).
@@ -72,4 +75,31 @@ pub struct ProcessReport {
     /// may be handled out of order). Increases across spawner restarts; 0 = unordered.
     #[serde(default)]
     pub seq: u64,
+}
+
+/// Why an app instance was restarted (or gave up), for `zpm describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RestartReason {
+    /// It exited by itself (or was killed by someone else) and the policy restarted it.
+    Exited {
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+    /// Its process tree held more than its `max_memory_restart`.
+    MaxMemory { memory: u64, limit: u64 },
+    /// `zpm restart` (or `start` of an existing app, `resurrect`…).
+    User,
+    /// Its spawner died; the new one started it again.
+    SpawnerReplaced,
+    /// Too many unstable restarts in a row: it is `errored` and stays down.
+    Errored { restarts: u32 },
+}
+
+/// One entry of an instance's restart history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    /// Milliseconds since the epoch.
+    pub at_ms: u64,
+    pub reason: RestartReason,
 }

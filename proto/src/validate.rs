@@ -249,7 +249,21 @@ pub fn app_spec(spec: &AppSpec) -> Result<(), Invalid> {
         "exp_backoff_restart_delay_ms",
         spec.exp_backoff_restart_delay_ms,
     )?;
-    duration("kill_timeout_ms", spec.kill_timeout_ms)
+    duration("kill_timeout_ms", spec.kill_timeout_ms)?;
+    memory_limit(spec.max_memory_restart)
+}
+
+/// Below this an app could not even start (and 0 would restart it forever).
+pub const MIN_MEMORY_LIMIT: u64 = 1024 * 1024;
+
+/// `max_memory_restart`: absent, or at least [`MIN_MEMORY_LIMIT`].
+pub fn memory_limit(limit: Option<u64>) -> Result<(), Invalid> {
+    match limit {
+        Some(bytes) if bytes < MIN_MEMORY_LIMIT => Err(Invalid::new(format!(
+            "invalid max_memory_restart: {bytes} bytes, at least {MIN_MEMORY_LIMIT} (1M)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// 1…[`MAX_APPS_PER_REQUEST`] apps.

@@ -12,5 +12,5 @@ pub mod tree;
 pub use http::{Limits, ServeError, serve, serve_with};
 pub use limit::{RestartDebounce, over_limit};
 pub use prom::{AppLabel, CONTENT_TYPE, render};
-pub use run::{MetricsOptions, run};
+pub use run::{MetricsError, MetricsOptions, run};
 pub use sampler::Sampler;

@@ -102,6 +102,7 @@ impl Walk {
                 d.exp_backoff_restart_delay_ms = Some(field.duration_ms()?);
             }
             "kill_timeout" => d.kill_timeout_ms = Some(field.duration_ms()?),
+            "max_memory_restart" => d.max_memory_restart = Some(field.size()?),
             "stop_exit_codes" => d.stop_exit_codes = Some(field.exit_codes()?),
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),

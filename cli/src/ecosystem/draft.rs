@@ -33,6 +33,7 @@ pub(super) struct Draft {
     pub restart_delay_ms: Option<u64>,
     pub exp_backoff_restart_delay_ms: Option<u64>,
     pub kill_timeout_ms: Option<u64>,
+    pub max_memory_restart: Option<u64>,
     pub stop_exit_codes: Option<Vec<i32>>,
     pub kill_signal: Option<String>,
     pub namespace: Option<String>,
@@ -76,6 +77,7 @@ impl Draft {
         self.min_uptime_ms = options.min_uptime_ms.or(self.min_uptime_ms);
         self.restart_delay_ms = options.restart_delay_ms.or(self.restart_delay_ms);
         self.kill_timeout_ms = options.kill_timeout_ms.or(self.kill_timeout_ms);
+        self.max_memory_restart = options.max_memory_restart.or(self.max_memory_restart);
         self.exp_backoff_restart_delay_ms = options
             .exp_backoff_restart_delay_ms
             .or(self.exp_backoff_restart_delay_ms);
@@ -140,6 +142,7 @@ impl Draft {
             .exp_backoff_restart_delay_ms
             .unwrap_or(spec.exp_backoff_restart_delay_ms);
         spec.kill_timeout_ms = self.kill_timeout_ms.unwrap_or(spec.kill_timeout_ms);
+        spec.max_memory_restart = self.max_memory_restart.or(spec.max_memory_restart);
         if let Some(codes) = &self.stop_exit_codes {
             spec.stop_exit_codes.clone_from(codes);
         }

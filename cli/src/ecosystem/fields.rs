@@ -80,6 +80,18 @@ impl Field<'_> {
         }
     }
 
+    /// Bytes, or a size such as `"200M"` (K, M, G are powers of 1024, as in PM2).
+    pub fn size(&self) -> anyhow::Result<u64> {
+        match self.value {
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| self.error("a whole number of bytes")),
+            Value::String(s) => zpm_host::config::parse_size(s)
+                .map_err(|_| self.error("bytes or a size such as \"200M\"")),
+            _ => Err(self.error("a number of bytes or a size such as \"200M\"")),
+        }
+    }
+
     /// A string split like a shell command line, or an array of strings.
     pub fn words(&self) -> anyhow::Result<Vec<String>> {
         match self.value {

@@ -29,6 +29,7 @@ pub struct StartOptions {
     pub min_uptime_ms: Option<u64>,
     pub restart_delay_ms: Option<u64>,
     pub kill_timeout_ms: Option<u64>,
+    pub max_memory_restart: Option<u64>,
     pub exp_backoff_restart_delay_ms: Option<u64>,
     pub interpreter: Option<String>,
     /// `--env-var KEY=VALUE` pairs (repeatable), applied last.

@@ -4,10 +4,11 @@ use crate::persist::Desired;
 use crate::state::God;
 use std::collections::HashSet;
 use std::sync::Arc;
-use zpm_proto::ProcessStatus;
 use zpm_proto::commands::{Held, Hello, Interest, ProcCommand, SpawnCommand};
 use zpm_proto::method::{agent, proc};
+use zpm_proto::metrics::MetricsReport;
 use zpm_proto::{AgentInfo, Pong, ProcessReport, Role, Vitals};
+use zpm_proto::{ProcessStatus, RestartReason};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
 pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcError> {
@@ -92,6 +93,12 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
                 proc.unheld = true;
             }
         }
+        let now = zpm_bus::now_ms();
+        for command in &to_spawn {
+            if let Some(proc) = table.get_mut(command.id) {
+                proc.record(RestartReason::SpawnerReplaced, now);
+            }
+        }
     }
     god.persist();
     for command in &to_spawn {
@@ -130,6 +137,14 @@ pub async fn report(god: Arc<God>, report: ProcessReport, ctx: Ctx) -> Result<()
 
 pub async fn publish(god: Arc<God>, event: zpm_bus::RelayEvent, _: Ctx) -> Result<(), RpcError> {
     god.relay(event)
+}
+
+/// A metrics agent's sample: kept per app for `ls`, and published as `metrics`.
+pub async fn metrics(god: Arc<God>, report: MetricsReport, ctx: Ctx) -> Result<(), RpcError> {
+    god.registry().seen(&ctx.peer, None);
+    god.table().apply_metrics(&report.apps);
+    god.publish(zpm_proto::topics::METRICS, &report).await;
+    Ok(())
 }
 
 pub async fn list(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<AgentInfo>, RpcError> {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use zpm_bus::now_ms;
 use zpm_proto::commands::{
-    AppDescription, ProcCommand, Scale, SignalApps, SpawnCommand, StartApps, Target,
+    AppDescription, MemoryRestart, ProcCommand, Scale, SignalApps, SpawnCommand, StartApps, Target,
 };
 use zpm_proto::method::{agent, proc};
 use zpm_proto::validate;
-use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus, Role};
+use zpm_proto::{AppSpec, Pong, ProcessInfo, ProcessStatus, RestartReason, Role};
 use zpm_rpc::{Ctx, ErrorCode, Method, NoParams, PeerId, RpcError};
 
 const SPAWNER_WAIT: Duration = Duration::from_secs(10);
@@ -160,7 +160,15 @@ pub async fn restart(
             .filter_map(|id| table.get(*id).map(|p| (*id, p.report.restarts)))
             .collect()
     };
-    god.table().set_desired(&ids, Desired::Running);
+    {
+        let mut table = god.table();
+        table.set_desired(&ids, Desired::Running);
+        for id in &ids {
+            if let Some(p) = table.get_mut(*id) {
+                p.pending_reason.get_or_insert(RestartReason::User);
+            }
+        }
+    }
     god.persist();
     let peer = god.spawner(SPAWNER_WAIT).await?;
     let (respawns, held) = split_unheld(&god, &ids);
@@ -177,6 +185,46 @@ pub async fn restart(
     })
     .await?;
     Ok(rows(&god, &ids))
+}
+
+/// A metrics agent saw app `id` over its memory limit: restart that instance (not its
+/// neighbours), recording why. Refused if God does not see it over its limit and online.
+pub async fn memory_restart(
+    god: Arc<God>,
+    params: MemoryRestart,
+    ctx: Ctx,
+) -> Result<Vec<ProcessInfo>, RpcError> {
+    {
+        let mut table = god.table();
+        let Some(p) = table.get_mut(params.id) else {
+            return Err(RpcError::new(
+                ErrorCode::NotFound,
+                format!("no app with id {}", params.id),
+            ));
+        };
+        let limit = match p.spec.max_memory_restart {
+            Some(limit) if params.memory > limit && p.report.status == ProcessStatus::Online => {
+                limit
+            }
+            _ => {
+                return Err(RpcError::new(
+                    ErrorCode::Conflict,
+                    format!("app {} is not online over a memory limit", params.id),
+                ));
+            }
+        };
+        tracing::warn!(
+            id = params.id,
+            memory = params.memory,
+            limit,
+            "over max_memory_restart; restarting"
+        );
+        p.pending_reason = Some(RestartReason::MaxMemory {
+            memory: params.memory,
+            limit,
+        });
+    }
+    restart(god, Target::new(vec![params.id.to_string()]), ctx).await
 }
 
 /// Splits `ids` into spawn commands for apps no supervisor holds (stopped apps of a
@@ -295,6 +343,7 @@ pub async fn describe(
         .map(|p| AppDescription {
             info: p.row(now),
             spec: described_spec(&p.spec),
+            restarts: p.history.iter().cloned().collect(),
         })
         .collect())
 }

@@ -50,4 +50,6 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<agent::Heartbeat, _, _>(on(&god, agents::heartbeat))
         .handle::<agent::Report, _, _>(on(&god, agents::report))
         .handle::<agent::Publish, _, _>(on(&god, agents::publish))
+        .handle::<agent::Metrics, _, _>(on(&god, agents::metrics))
+        .handle::<agent::MemoryRestart, _, _>(on(&god, apps::memory_restart))
 }

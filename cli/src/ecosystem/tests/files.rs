@@ -153,6 +153,7 @@ fn command_line_overrides_file_values() {
         min_uptime_ms: Some(10),
         restart_delay_ms: Some(20),
         kill_timeout_ms: Some(30),
+        max_memory_restart: Some(50 << 20),
         exp_backoff_restart_delay_ms: Some(40),
         interpreter: Some(s("sh")),
         env_vars: vec![(s("K"), s("cli")), (s("NEW"), s("x=y"))],

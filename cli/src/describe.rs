@@ -1,0 +1,104 @@
+//! `zpm describe`: everything about one app instance, as a two-column table.
+
+use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, status_name};
+use std::time::{Duration, UNIX_EPOCH};
+use zpm_proto::commands::AppDescription;
+use zpm_proto::{RestartReason, RestartRecord};
+
+pub fn describe_table(app: &AppDescription) -> String {
+    let (info, spec) = (&app.info, &app.spec);
+    let mut table = new_table(false);
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| printable(&format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rows: Vec<(&str, String)> = vec![
+        ("id", info.id.to_string()),
+        ("name", printable(&info.name)),
+        ("namespace", printable(&info.namespace)),
+        ("instance", info.instance.to_string()),
+        ("status", status_name(info.status).to_owned()),
+        ("pid", or_dash(info.pid)),
+        ("host", printable(&info.host)),
+        ("restarts", info.restarts.to_string()),
+        ("cpu", or_dash(info.cpu.map(|c| format!("{c:.1}%")))),
+        ("memory", or_dash(info.memory.map(bytesize_short))),
+        (
+            "max memory restart",
+            or_dash(spec.max_memory_restart.map(bytesize_short)),
+        ),
+        ("last restarts", history(&app.restarts)),
+        (
+            "uptime",
+            info.uptime_ms
+                .map_or_else(|| "-".to_owned(), short_duration),
+        ),
+        ("last exit code", or_dash(info.exit_code)),
+        (
+            "last signal",
+            or_dash(info.signal.as_deref().map(printable)),
+        ),
+        ("command", printable(&spec.argv.join(" "))),
+        ("cwd", printable(&spec.cwd)),
+        ("autorestart", spec.autorestart.to_string()),
+        ("max restarts", spec.max_restarts.to_string()),
+        ("min uptime", format!("{} ms", spec.min_uptime_ms)),
+        ("restart delay", format!("{} ms", spec.restart_delay_ms)),
+        (
+            "exp backoff restart delay",
+            format!("{} ms", spec.exp_backoff_restart_delay_ms),
+        ),
+        ("stop exit codes", format!("{:?}", spec.stop_exit_codes)),
+        ("kill signal", printable(&spec.kill_signal)),
+        ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
+        (
+            "env (set for the app)",
+            if env.is_empty() { "-".to_owned() } else { env },
+        ),
+    ];
+    for (key, value) in rows {
+        table.add_row([key.to_owned(), value]);
+    }
+    table.to_string()
+}
+
+/// One line per recorded restart, oldest first: when, and why.
+fn history(records: &[RestartRecord]) -> String {
+    if records.is_empty() {
+        return "-".to_owned();
+    }
+    records
+        .iter()
+        .map(|r| {
+            let at = UNIX_EPOCH + Duration::from_millis(r.at_ms);
+            format!(
+                "{} {}",
+                humantime::format_rfc3339_seconds(at),
+                reason(&r.reason)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn reason(reason: &RestartReason) -> String {
+    match reason {
+        RestartReason::Exited { code, signal } => match (code, signal) {
+            (_, Some(signal)) => format!("killed by {}", printable(signal)),
+            (Some(code), None) => format!("exited with code {code}"),
+            (None, None) => "exited".to_owned(),
+        },
+        RestartReason::MaxMemory { memory, limit } => format!(
+            "max_memory_restart ({} over {})",
+            bytesize_short(*memory),
+            bytesize_short(*limit)
+        ),
+        RestartReason::User => "restarted by the user".to_owned(),
+        RestartReason::SpawnerReplaced => "its spawner died; started again".to_owned(),
+        RestartReason::Errored { restarts } => {
+            format!("errored: crash loop, gave up after {restarts} restarts")
+        }
+    }
+}
