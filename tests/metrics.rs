@@ -125,6 +125,21 @@ fn restart_reasons_name_the_user_and_the_exit_code() {
     assert_eq!(reasons[0]["kind"], "user", "{reasons:?}");
     assert_eq!(reasons[1]["kind"], "exited", "{reasons:?}");
     assert_eq!(reasons[1]["code"], 3, "{reasons:?}");
+
+    // `zpm reset` zeroes the counter (God's and the spawner's) and empties the history.
+    let reset = zpm.json(&["reset", "flaky"]);
+    assert_eq!(reset[0]["restarts"], 0, "{reset}");
+    let described = zpm.json(&["describe", "flaky"]);
+    assert_eq!(
+        described[0]["restarts"].as_array().unwrap().len(),
+        0,
+        "{described}"
+    );
+    // The next crash counts from zero again.
+    let rows = zpm.wait_ls("the next crash counted from 0", |rows| {
+        rows[0]["restarts"].as_u64().is_some_and(|n| n >= 1)
+    });
+    assert!(rows[0]["restarts"].as_u64().unwrap() <= 2, "{rows:?}");
 }
 
 #[test]

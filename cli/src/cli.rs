@@ -24,6 +24,8 @@ pub enum Command {
     Stop(TargetArgs),
     /// Restart apps (ids, names, namespaces or `all`).
     Restart(TargetArgs),
+    /// Zero the restart counters of apps (ids, names, namespaces or `all`), like `pm2 reset`.
+    Reset(TargetArgs),
     /// Stop and forget apps (ids, names, namespaces or `all`).
     #[command(visible_alias = "del")]
     Delete(TargetArgs),

@@ -33,6 +33,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         Command::Stop(t) => lifecycle::<app::Stop>(home, t).await,
         Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
+        Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
         Command::Signal {

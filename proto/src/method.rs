@@ -42,6 +42,8 @@ pub mod app {
         Describe = "app.describe" (Target) -> Vec<AppDescription>;
         Signal = "app.signal" (SignalApps) -> Vec<ProcessInfo>;
         Scale = "app.scale" (crate::commands::Scale) -> Vec<ProcessInfo>;
+        /// Zero the restart counters (and history) of the targets, like `pm2 reset`.
+        Reset = "app.reset" (Target) -> Vec<ProcessInfo>;
     }
 }
 
@@ -98,6 +100,8 @@ pub mod proc {
         Stop = "proc.stop" (ProcCommand) -> ();
         Restart = "proc.restart" (ProcCommand) -> ();
         Delete = "proc.delete" (ProcCommand) -> ();
+        /// Zero the app's restart counters.
+        Reset = "proc.reset" (ProcCommand) -> ();
         Signal = "proc.signal" (SignalCommand) -> ();
     }
 
@@ -108,6 +112,7 @@ pub mod proc {
         Stop(ProcCommand),
         Restart(ProcCommand),
         Delete(ProcCommand),
+        Reset(ProcCommand),
         Signal(SignalCommand),
         Interest(crate::commands::Interest),
         Exit,
@@ -120,6 +125,7 @@ pub mod proc {
                 Stop::NAME => Self::Stop(push.params::<Stop>()?),
                 Restart::NAME => Self::Restart(push.params::<Restart>()?),
                 Delete::NAME => Self::Delete(push.params::<Delete>()?),
+                Reset::NAME => Self::Reset(push.params::<Reset>()?),
                 Signal::NAME => Self::Signal(push.params::<Signal>()?),
                 super::agent::Exit::NAME => Self::Exit,
                 super::agent::Interest::NAME => {

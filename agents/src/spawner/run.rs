@@ -117,6 +117,7 @@ impl Apps {
             SpawnerCommand::Stop(ProcCommand { id }) => self.send(id, AppCommand::Stop),
             SpawnerCommand::Restart(ProcCommand { id }) => self.send(id, AppCommand::Restart),
             SpawnerCommand::Delete(ProcCommand { id }) => self.send(id, AppCommand::Delete),
+            SpawnerCommand::Reset(ProcCommand { id }) => self.send(id, AppCommand::Reset),
             SpawnerCommand::Signal(SignalCommand { id, signal }) => {
                 match super::child::parse_signal(&signal) {
                     Some(signal) => self.send(id, AppCommand::Signal(signal)),

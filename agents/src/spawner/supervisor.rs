@@ -29,6 +29,8 @@ pub enum AppCommand {
     Restart,
     Delete,
     Signal(Signal),
+    /// Zero the restart counters (`zpm reset`), whatever the app is doing.
+    Reset,
     /// The spawner is exiting (`zpm kill`): stop, report, end.
     Shutdown,
 }
@@ -151,6 +153,7 @@ impl Supervisor {
             };
             match command {
                 Some(AppCommand::Signal(signal)) => run.signal(signal),
+                Some(AppCommand::Reset) => self.reset(),
                 other => {
                     let last = self.stop(run, other, commands).await;
                     return self.after_stop(last);
@@ -190,6 +193,7 @@ impl Supervisor {
                     command = Some(AppCommand::Delete);
                     deadline = Instant::now();
                 }
+                Some(AppCommand::Reset) => self.reset(),
                 Some(newer) if !is_final(command) => command = Some(newer),
                 Some(_) => {}
                 None => {
@@ -263,6 +267,7 @@ impl Supervisor {
             };
             match command {
                 Some(AppCommand::Signal(_)) => {}
+                Some(AppCommand::Reset) => self.reset(),
                 Some(AppCommand::Restart) => return self.restart_now(),
                 Some(AppCommand::Stop) => {
                     self.reporter.status(ProcessStatus::Stopped);
@@ -281,8 +286,20 @@ impl Supervisor {
                 Next::Idle
             }
             Some(AppCommand::Signal(_)) => Next::Idle,
+            Some(AppCommand::Reset) => {
+                self.reset();
+                Next::Idle
+            }
             other => self.finish(other),
         }
+    }
+
+    /// `zpm reset`: the counters start again from zero, and God is told at once.
+    fn reset(&mut self) {
+        self.restarts = 0;
+        self.policy.reset();
+        self.reporter.set_restarts(0);
+        self.reporter.status_again();
     }
 
     /// The last report before the supervisor ends: deleted, or the spawner shuts down.

@@ -187,6 +187,29 @@ pub async fn restart(
     Ok(rows(&god, &ids))
 }
 
+/// `zpm reset`: every target's restart counter back to 0 (the spawner's too, so the next
+/// report agrees), and its restart history emptied. Replies once God sees the zeroes.
+pub async fn reset(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
+    let ids = god.table().resolve_all(&params.names())?;
+    let peer = god.spawner(SPAWNER_WAIT).await?;
+    push_each::<proc::Reset>(&ctx, &peer, &ids).await?;
+    god.wait_table(SPAWNER_WAIT, "reset", |t| {
+        ids.iter()
+            .all(|id| t.get(*id).is_none_or(|p| p.report.restarts == 0))
+    })
+    .await?;
+    {
+        let mut table = god.table();
+        for id in &ids {
+            if let Some(p) = table.get_mut(*id) {
+                p.history.clear();
+            }
+        }
+    }
+    god.persist();
+    Ok(rows(&god, &ids))
+}
+
 /// A metrics agent saw app `id` over its memory limit: restart that instance (not its
 /// neighbours), recording why. Refused if God does not see it over its limit and online.
 pub async fn memory_restart(

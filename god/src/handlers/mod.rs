@@ -42,6 +42,7 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<app::Describe, _, _>(on(&god, apps::describe))
         .handle::<app::Signal, _, _>(on(&god, apps::signal))
         .handle::<app::Scale, _, _>(on(&god, apps::scale))
+        .handle::<app::Reset, _, _>(on(&god, apps::reset))
         .handle::<god::Kill, _, _>(on(&god, apps::kill))
         .handle::<god::Save, _, _>(on(&god, dump::save))
         .handle::<god::Resurrect, _, _>(on(&god, dump::resurrect))
