@@ -1,6 +1,6 @@
 //! The same scenarios against PM2 (`pm2` from npm), in its own temporary PM2_HOME.
 
-use super::procfs::{pss_mb, rss_mb};
+use super::procfs::{CPU_WINDOW, cpu_percent, pss_mb, rss_mb};
 use super::timing::{median_ms, poll, stdout, timed};
 use super::zpm::sleepers_file;
 use anyhow::Context as _;
@@ -118,6 +118,10 @@ impl Pm2 {
             .collect::<anyhow::Result<Vec<_>>>()?;
         figures.insert("ls --json, 50 apps".into(), median_ms(lists));
         figures.insert("RSS with 50 apps, daemon processes".into(), rss_mb(daemon));
+        figures.insert(
+            "daemon processes cpu, 50 idle apps".into(),
+            cpu_percent(&[daemon], CPU_WINDOW),
+        );
         timed(&mut self.cmd(&["delete", "all"]))?;
 
         let eco100 = sleepers_file(self.home.path(), 100)?;
