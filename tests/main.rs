@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod lifecycle;
 mod logs_fetch;
+mod monit;
 mod restart_policy;
 mod stop_tree;
 mod validation;

@@ -6,6 +6,7 @@ mod connect;
 mod ecosystem;
 mod events;
 mod home;
+mod monit;
 mod output;
 mod processes;
 mod startup;

@@ -67,7 +67,7 @@ fn status_colour(status: ProcessStatus) -> Color {
     }
 }
 
-fn status_name(status: ProcessStatus) -> &'static str {
+pub fn status_name(status: ProcessStatus) -> &'static str {
     match status {
         ProcessStatus::Launching => "launching",
         ProcessStatus::Online => "online",
