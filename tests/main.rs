@@ -12,6 +12,7 @@ mod hostile;
 mod lifecycle;
 mod logs_fetch;
 mod metrics;
+mod monit;
 mod restart_policy;
 mod stop_tree;
 mod validation;

@@ -75,6 +75,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live dashboard of apps: cpu, memory, logs; ↑/↓ select, r restart, s stop, q quit.
+    Monit,
     /// Print the effective configuration: `$ZPM_HOME/config.toml` over the defaults.
     Config(JsonArg),
     /// Print the zpm and protocol versions.

@@ -7,6 +7,7 @@ mod describe;
 mod ecosystem;
 mod events;
 mod home;
+mod monit;
 mod output;
 mod processes;
 mod startup;

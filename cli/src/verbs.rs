@@ -76,6 +76,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             show_after(&client, &rows, a.json).await
         }
         Command::Events { prefixes, json } => crate::events::run(home, prefixes, json).await,
+        Command::Monit => crate::monit::run(home).await,
         Command::Startup { install } => crate::startup::run(home, install),
         Command::Agents(a) => {
             let (client, _) = ensure_daemon(home).await?;
