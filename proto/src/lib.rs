@@ -9,6 +9,7 @@ pub mod home;
 pub mod keeper;
 pub mod launch;
 mod lock;
+pub mod logfiles;
 mod logs;
 mod process;
 pub mod topics;
