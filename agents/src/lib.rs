@@ -3,4 +3,5 @@
 
 pub mod god_keeper;
 pub mod link;
+pub mod logs;
 pub mod spawner;
