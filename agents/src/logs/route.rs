@@ -153,10 +153,6 @@ impl Route {
     fn skip_to(&mut self, ctx: &Ctx<'_>, offset: u64, batch: &mut Batch) {
         self.flush_held(ctx, batch);
         if self.style != Style::Passthrough {
-            if batch.open_line == Some(self.stream) {
-                batch.bytes.push(b'\n');
-                batch.open_line = None;
-            }
             self.working_mid = false;
         }
         self.consumed = offset;
@@ -223,12 +219,12 @@ impl Route {
                 batch.open_line = None;
             }
             Style::Lines { date } => {
-                if batch.open_line.is_some() && batch.open_line != me {
-                    // Another source's line was left open (written on timeout): end it
-                    // rather than glue this line to it.
+                let continues = self.working_mid && batch.open_line == me;
+                if batch.open_line.is_some() && !continues {
+                    // A line left open (written on timeout, by another source or before a
+                    // gap) is ended rather than glued to this one.
                     batch.bytes.push(b'\n');
                 }
-                let continues = self.working_mid && batch.open_line == me;
                 if let (false, Some(pattern)) = (continues, date) {
                     let timestamp = self.stamps.get(pattern, ctx.zone, at.wall);
                     batch.bytes.extend_from_slice(timestamp.as_bytes());

@@ -293,14 +293,16 @@ impl Writer {
     /// file) keeps its place, a new route of a known stream starts where the stream's
     /// routes were (so a renamed file continues exactly), a new app starts from the oldest
     /// byte the spawner holds.
+    ///
+    /// The new targets apply even when writing or saving fails (that is reported and
+    /// retried like any failure): what is not written stays unacknowledged either way.
     pub fn set_targets(&mut self, targets: Vec<LogTarget>, now: Now) -> io::Result<()> {
-        self.flush_all(now)?;
-        self.save()?;
+        let flushed = self.flush_all(now).and_then(|()| self.save());
         let positions = build::Positions::from_routes(&self.routes, &self.files, &self.streams);
         let old_files = std::mem::take(&mut self.files);
         self.build(targets, &positions, old_files, now);
         self.dirty = true;
-        self.save()
+        flushed.and_then(|()| self.save())
     }
 
     pub fn targets(&self) -> &[LogTarget] {

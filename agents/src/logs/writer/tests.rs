@@ -338,6 +338,20 @@ fn dropped_bytes_are_skipped_and_counted() {
     assert_eq!(cursor(&writer, 1, OUT).offset, 112);
 }
 
+#[test]
+fn a_gap_ends_the_held_line_and_starts_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = target(dir.path(), 1);
+    t.date_format = Some("%S".into());
+    let mut writer = open(dir.path(), vec![t.clone()]);
+    hub_chunks(&mut writer, &[chunk(1, OUT, 0, b"one\npart", 0)]);
+    hub_chunks(&mut writer, &[chunk(1, OUT, 20, b"new\n", 12)]);
+    let s = stamp(&writer, "%S", t0());
+    let want = format!("{s}: one\n{s}: part\n{s}: new\n");
+    assert_eq!(String::from_utf8(read(&t.out_file)).unwrap(), want);
+    assert_eq!(writer.dropped(), 12);
+}
+
 fn chunk(id: u32, stream: LogStream, offset: u64, data: &[u8], dropped: u64) -> LogChunk {
     LogChunk {
         id,
