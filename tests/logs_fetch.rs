@@ -53,11 +53,13 @@ async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, V
                     id,
                     stream: LogStream::Out,
                     offset: out.len() as u64,
+                    ack: None,
                 },
                 LogCursor {
                     id,
                     stream: LogStream::Err,
                     offset: err.len() as u64,
+                    ack: None,
                 },
             ],
             max_bytes: 4096,

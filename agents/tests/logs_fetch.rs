@@ -129,6 +129,7 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
                     id: ID,
                     stream,
                     offset,
+                    ack: None,
                 })
                 .collect(),
             max_bytes: 64 * 1024,

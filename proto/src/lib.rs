@@ -5,6 +5,7 @@
 mod agent;
 mod app;
 pub mod commands;
+pub mod logfiles;
 mod logs;
 pub mod method;
 pub mod metrics;

@@ -16,8 +16,22 @@ pub enum LogStream {
 pub struct LogCursor {
     pub id: u32,
     pub stream: LogStream,
-    /// Next byte wanted. From the registered consumer, every byte below it may be freed.
+    /// Next byte wanted. From the registered consumer, every byte below `min(ack, offset)`
+    /// may be freed.
     pub offset: u64,
+    /// From the registered consumer: every byte below `min(ack, offset)` is acknowledged.
+    /// Absent: `offset`. Lets a consumer read past bytes it holds in memory (a partial line
+    /// it will only write once complete) without acknowledging them, and without having
+    /// them sent again on every fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<u64>,
+}
+
+impl LogCursor {
+    /// The offset below which this cursor acknowledges.
+    pub fn acknowledged(&self) -> u64 {
+        self.ack.map_or(self.offset, |ack| ack.min(self.offset))
+    }
 }
 
 /// Params of `logs.fetch`.
@@ -69,4 +83,38 @@ pub struct LogEvent {
     pub offset: u64,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_is_optional_on_the_wire() {
+        let cursor = LogCursor {
+            id: 1,
+            stream: LogStream::Err,
+            offset: 20,
+            ack: None,
+        };
+        let bytes = rmp_serde::to_vec_named(&cursor).unwrap();
+        assert!(!bytes.windows(3).any(|w| w == b"ack"), "None is not sent");
+        assert_eq!(rmp_serde::from_slice::<LogCursor>(&bytes).unwrap(), cursor);
+        assert_eq!(cursor.acknowledged(), 20);
+        let held = LogCursor {
+            ack: Some(12),
+            ..cursor
+        };
+        let bytes = rmp_serde::to_vec_named(&held).unwrap();
+        assert_eq!(rmp_serde::from_slice::<LogCursor>(&bytes).unwrap(), held);
+        assert_eq!(held.acknowledged(), 12);
+        assert_eq!(
+            LogCursor {
+                ack: Some(30),
+                ..cursor
+            }
+            .acknowledged(),
+            20
+        );
+    }
 }

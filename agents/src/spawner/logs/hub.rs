@@ -144,10 +144,16 @@ impl LogHub {
     pub async fn fetch(&self, request: LogsFetch, peer: &[u8]) -> Result<LogsFetched, FetchError> {
         let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_FETCH_WAIT);
         let budget = (request.max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
-        let cursors: HashMap<Key, u64> = request
+        let cursors: HashMap<Key, Cursor> = request
             .after
             .iter()
-            .map(|cursor| ((cursor.id, cursor.stream), cursor.offset))
+            .map(|cursor| {
+                let at = Cursor {
+                    read: cursor.offset,
+                    ack: cursor.acknowledged(),
+                };
+                ((cursor.id, cursor.stream), at)
+            })
             .collect();
         let deadline = Instant::now() + wait;
         let _claim = if request.consume {
@@ -297,6 +303,13 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// Where a fetch reads one stream from, and below which it acknowledges (`ack <= read`).
+#[derive(Clone, Copy)]
+struct Cursor {
+    read: u64,
+    ack: u64,
+}
+
 /// One stream's part in a fetch.
 struct Pick {
     key: Key,
@@ -307,24 +320,24 @@ struct Pick {
 }
 
 /// Picks up to `budget` bytes across all streams from the cursors, first acknowledging up to
-/// them if `acknowledge` (the consumer's fetch). Returns the chunks and whether any bytes
-/// were freed.
+/// their `ack` if `acknowledge` (the consumer's fetch). Returns the chunks and whether any
+/// bytes were freed.
 fn collect(
     state: &mut State,
-    cursors: &HashMap<Key, u64>,
+    cursors: &HashMap<Key, Cursor>,
     budget: usize,
     acknowledge: bool,
 ) -> (Vec<LogChunk>, bool) {
     let mut freed = false;
     let mut picks = Vec::new();
     for (key, buf) in &mut state.streams {
-        let asked = cursors
-            .get(key)
-            .copied()
-            .unwrap_or(buf.start())
-            .min(buf.end());
+        let cursor = cursors.get(key).copied().unwrap_or(Cursor {
+            read: buf.start(),
+            ack: buf.start(),
+        });
+        let asked = cursor.read.min(buf.end());
         if acknowledge {
-            freed |= buf.ack(asked) > 0;
+            freed |= buf.ack(cursor.ack.min(asked)) > 0;
         }
         let from = asked.max(buf.start());
         let available = (buf.end() - from) as usize;
@@ -402,7 +415,12 @@ mod tests {
         LogsFetch {
             after: after
                 .iter()
-                .map(|&(id, stream, offset)| LogCursor { id, stream, offset })
+                .map(|&(id, stream, offset)| LogCursor {
+                    id,
+                    stream,
+                    offset,
+                    ack: None,
+                })
                 .collect(),
             max_bytes,
             wait_ms,
@@ -457,6 +475,47 @@ mod tests {
         let got = consume(&hub, request(&[(1, OUT, 23)], 1000, 0)).await;
         assert!(got.chunks.is_empty());
         assert_eq!(hub.held(1, OUT), Some(23..23));
+    }
+
+    /// A cursor with `ack` below `offset`: the consumer holds `[ack, offset)` in memory.
+    fn held_back(id: u32, stream: LogStream, offset: u64, ack: u64) -> LogsFetch {
+        let mut request = request(&[(id, stream, offset)], 1000, 0);
+        request.after[0].ack = Some(ack);
+        request
+    }
+
+    #[tokio::test]
+    async fn ack_below_offset_keeps_those_bytes_without_sending_them_again() {
+        let hub = hub(1024);
+        hub.register(1);
+        store_all(&hub, 1, OUT, b"line 1\npart");
+        let got = consume(&hub, request(&[], 1000, 0)).await;
+        assert_eq!(got.chunks, [chunk(1, OUT, 0, b"line 1\npart", 0)]);
+        // The consumer wrote "line 1\n" and holds "part" until its line is complete.
+        let got = consume(&hub, held_back(1, OUT, 11, 7)).await;
+        assert!(got.chunks.is_empty(), "held bytes are not sent again");
+        assert_eq!(hub.held(1, OUT), Some(7..11), "nor freed");
+        store_all(&hub, 1, OUT, b"ial\n");
+        let got = consume(&hub, held_back(1, OUT, 11, 7)).await;
+        assert_eq!(got.chunks, [chunk(1, OUT, 11, b"ial\n", 0)]);
+        assert_eq!(hub.held(1, OUT), Some(7..15));
+        // After a failed write the consumer asks again from what it wrote: still there.
+        let got = consume(&hub, held_back(1, OUT, 7, 7)).await;
+        assert_eq!(got.chunks, [chunk(1, OUT, 7, b"partial\n", 0)]);
+        // An ack past the offset counts as the offset.
+        consume(&hub, held_back(1, OUT, 12, 99)).await;
+        assert_eq!(hub.held(1, OUT), Some(12..15));
+        // A plain reader's ack frees nothing.
+        let mut plain = held_back(1, OUT, 15, 15);
+        plain.consume = false;
+        hub.fetch(plain, b"stray").await.unwrap();
+        assert_eq!(hub.held(1, OUT), Some(12..15));
+        consume(&hub, request(&[(1, OUT, 15)], 1000, 0)).await;
+        assert_eq!(
+            hub.held(1, OUT),
+            Some(15..15),
+            "no ack: the offset acknowledges"
+        );
     }
 
     #[tokio::test]

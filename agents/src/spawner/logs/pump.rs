@@ -121,6 +121,7 @@ mod tests {
                 id: 1,
                 stream: OUT,
                 offset,
+                ack: None,
             })
             .into_iter()
             .collect();
