@@ -48,6 +48,7 @@ async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, V
             err.len()
         );
         let request = LogsFetch {
+            epoch: None,
             after: vec![
                 LogCursor {
                     id,
@@ -149,6 +150,7 @@ async fn poll_as_plain_reader(zpm: &Zpm, lines: &dyn Fn() -> u64) -> Vec<u64> {
     let endpoint = format!("ipc://{}", zpm.path("spawner.sock").display());
     let client = zpm_rpc::Client::new(&endpoint);
     let request = LogsFetch {
+        epoch: None,
         after: vec![],
         max_bytes: 1,
         wait_ms: 0,

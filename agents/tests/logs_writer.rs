@@ -147,6 +147,7 @@ async fn setup() -> Setup {
     // keep it) before the children start: with nobody attached the hub drops the oldest
     // bytes of a full buffer, and `seq` fills one at once.
     let claim = LogsFetch {
+        epoch: None,
         after: vec![],
         max_bytes: 0,
         wait_ms: 0,
@@ -292,6 +293,7 @@ async fn write_then_die(setup: &Setup, max_bytes: u32, seq_file: &str, goal: u64
         writer.flush_due(Now::current()).unwrap();
         writer.save().unwrap();
         let request = LogsFetch {
+            epoch: None,
             after: writer.cursors(),
             max_bytes,
             wait_ms: 200,

@@ -48,6 +48,11 @@ pub struct LogsFetch {
     /// (false): a plain reader, which frees nothing and can never hold an app back.
     #[serde(default)]
     pub consume: bool,
+    /// The `epoch` of the spawner the cursors were read from. When it is not this
+    /// spawner's (it was replaced, and its streams start again from 0), the cursors are
+    /// ignored: every stream is read from its oldest byte and nothing is acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// One contiguous piece of one app's stream.
@@ -68,6 +73,10 @@ pub struct LogChunk {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogsFetched {
     pub chunks: Vec<LogChunk>,
+    /// Names this spawner's offsets: a new spawner (whose streams start again from 0) has
+    /// another. 0 from spawners that predate it.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Body of the `log:out` / `log:err` bus events the logs agent publishes (only while some

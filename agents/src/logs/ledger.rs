@@ -33,6 +33,9 @@ pub(crate) const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Ledger {
     pub version: u32,
+    /// The spawner epoch the route offsets are in.
+    #[serde(default)]
+    pub epoch: Option<u64>,
     #[serde(default)]
     pub targets: Vec<LogTarget>,
     #[serde(default)]
@@ -108,6 +111,7 @@ pub(crate) fn load(path: &Path) -> io::Result<Option<Ledger>> {
 #[derive(Debug, Serialize)]
 pub(crate) struct LedgerOut<'a> {
     pub version: u32,
+    pub epoch: Option<u64>,
     pub targets: &'a [LogTarget],
     pub routes: Vec<RouteRecord>,
     pub files: Vec<&'a FileRecord>,

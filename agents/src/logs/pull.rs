@@ -64,6 +64,7 @@ pub async fn step(
         max_bytes: options.max_bytes,
         wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         consume: true,
+        epoch: writer.epoch(),
     };
     let fetched = fetch_logs(client, &request, wait + CALL_MARGIN).await?;
     let chunks = fetched.chunks.len();

@@ -38,6 +38,8 @@ pub struct Writer {
     discarded: u64,
     /// Something changed since the last save.
     dirty: bool,
+    /// The epoch of the spawner the offsets are in (`LogsFetched::epoch`).
+    epoch: Option<u64>,
     /// The time of the last operation: cursors leave out files still waiting for a retry.
     now: Now,
 }
@@ -99,6 +101,7 @@ impl Writer {
             dropped: 0,
             discarded: 0,
             dirty: false,
+            epoch: saved.as_ref().and_then(|l| l.epoch),
             now,
         };
         let positions = saved
@@ -121,6 +124,7 @@ impl Writer {
     /// not record a newly opened file, which is then retried like a failed file.
     pub fn apply(&mut self, fetched: LogsFetched, now: Now) -> io::Result<()> {
         self.now = now;
+        self.follow_epoch(fetched.epoch);
         for chunk in fetched.chunks {
             self.dropped += chunk.dropped;
             let key = (chunk.id, chunk.stream);
@@ -129,6 +133,29 @@ impl Writer {
         }
         self.expire_unknown(now);
         self.flush_files(now)
+    }
+
+    /// The offsets of the spawner's epoch, sent with every fetch.
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// A new spawner numbers every stream from 0 again (its hub ignored our cursors and
+    /// sends from the oldest byte): every route is placed anew by its next chunk.
+    fn follow_epoch(&mut self, epoch: u64) {
+        if epoch == 0 || self.epoch == Some(epoch) {
+            return;
+        }
+        if self.epoch.is_some() {
+            for stream in self.streams.values_mut() {
+                stream.placed = false;
+                stream.seen = None;
+                stream.unknown_since = None;
+                stream.hold_from = 0;
+            }
+        }
+        self.epoch = Some(epoch);
+        self.dirty = true;
     }
 
     fn take_chunk(&mut self, key: StreamKey, (asked, offset): (u64, u64), data: &[u8], now: Now) {

@@ -259,6 +259,7 @@ impl Writer {
             .collect();
         let ledger = LedgerOut {
             version: ledger::VERSION,
+            epoch: self.epoch,
             targets: &self.targets,
             routes,
             files: files.iter().flatten().collect(),

@@ -54,7 +54,7 @@ impl Hub {
                 });
             }
         }
-        LogsFetched { chunks }
+        LogsFetched { chunks, epoch: 0 }
     }
 
     fn acked(&self, id: u32, stream: LogStream) -> u64 {
@@ -364,6 +364,7 @@ fn chunk(id: u32, stream: LogStream, offset: u64, data: &[u8], dropped: u64) -> 
 
 fn hub_chunks(writer: &mut Writer, chunks: &[LogChunk]) {
     let fetched = LogsFetched {
+        epoch: 0,
         chunks: chunks.to_vec(),
     };
     writer.apply(fetched, t0()).unwrap();

@@ -22,6 +22,9 @@ type Key = (u32, LogStream);
 /// app pipe) and the `logs.fetch` endpoint.
 pub struct LogHub {
     limits: LogLimits,
+    /// Names this hub's offsets (`LogsFetched::epoch`): its creation time in µs, so a
+    /// replacement spawner's hub never has the same.
+    epoch: u64,
     state: Mutex<State>,
     /// Woken when bytes arrive: long-polling fetches wait on it.
     arrived: Notify,
@@ -37,6 +40,11 @@ struct State {
     consumer: Option<Consumer>,
     /// Turns the tie-break of the fetch budget, so equal streams take turns.
     rotation: usize,
+    /// Until then, a peer was refused the consumer role (the previous holder's claim had
+    /// not lapsed: typically a logs agent relaunched under a new identity). Buffers stay
+    /// attached meanwhile, so nothing is dropped between the old claim lapsing and the new
+    /// claimant's next fetch.
+    claim_waiting: Option<Instant>,
 }
 
 /// The peer holding the consumer role.
@@ -84,6 +92,9 @@ impl LogHub {
                 per_stream_bytes: limits.per_stream_bytes.max(1),
                 ..limits
             },
+            epoch: zpm_bus::now_ms()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(std::process::id() % 1000)),
             state: Mutex::new(State::default()),
             arrived: Notify::new(),
             room: Notify::new(),
@@ -144,9 +155,11 @@ impl LogHub {
     pub async fn fetch(&self, request: LogsFetch, peer: &[u8]) -> Result<LogsFetched, FetchError> {
         let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_FETCH_WAIT);
         let budget = (request.max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
+        let stale = request.epoch.is_some_and(|e| e != self.epoch);
         let cursors: HashMap<Key, Cursor> = request
             .after
             .iter()
+            .filter(|_| !stale)
             .map(|cursor| {
                 let at = Cursor {
                     read: cursor.offset,
@@ -171,7 +184,10 @@ impl LogHub {
                 self.room.notify_waiters();
             }
             if !chunks.is_empty() || now >= deadline {
-                return Ok(LogsFetched { chunks });
+                return Ok(LogsFetched {
+                    chunks,
+                    epoch: self.epoch,
+                });
             }
             let _ = tokio::time::timeout_at(deadline, arrived).await;
         }
@@ -238,8 +254,18 @@ impl LogHub {
         outcome
     }
 
-    /// `Some(when to look again)` while the registered consumer is attached.
+    /// `Some(when to look again)` while the registered consumer is attached, or a refused
+    /// claimant waits for the role.
     fn attached(&self, state: &State, now: Instant) -> Option<Instant> {
+        let waiting = state.claim_waiting.filter(|until| now < *until);
+        match (self.consumer_attached(state, now), waiting) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `Some(when to look again)` while the registered consumer is attached.
+    fn consumer_attached(&self, state: &State, now: Instant) -> Option<Instant> {
         let consumer = state.consumer.as_ref()?;
         if consumer.polling > 0 {
             return Some(now + self.limits.consumer_ttl);
@@ -267,12 +293,14 @@ impl<'a> Claim<'a> {
         let now = Instant::now();
         let mut state = hub.lock();
         let held_by_other = state.consumer.as_ref().is_some_and(|c| c.peer != peer)
-            && hub.attached(&state, now).is_some();
+            && hub.consumer_attached(&state, now).is_some();
         if held_by_other {
+            state.claim_waiting = Some(now + hub.limits.consumer_ttl);
             return Err(FetchError::ConsumerTaken {
                 ttl: hub.limits.consumer_ttl,
             });
         }
+        state.claim_waiting = None;
         match &mut state.consumer {
             Some(consumer) if consumer.peer == peer => consumer.polling += 1,
             slot => {
@@ -413,6 +441,7 @@ mod tests {
     /// A fetch that claims the consumer role.
     fn request(after: &[(u32, LogStream, u64)], max_bytes: u32, wait_ms: u32) -> LogsFetch {
         LogsFetch {
+            epoch: None,
             after: after
                 .iter()
                 .map(|&(id, stream, offset)| LogCursor {
@@ -747,12 +776,67 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let got = hub.fetch(request(&[(1, OUT, 7)], 100, 0), b"other").await;
-        assert_eq!(got, Ok(LogsFetched { chunks: vec![] }));
+        assert_eq!(
+            got,
+            Ok(LogsFetched {
+                chunks: vec![],
+                epoch: hub.epoch
+            })
+        );
         assert_eq!(hub.held(1, OUT), Some(7..7));
         let refused = hub.fetch(request(&[], 100, 0), CONSUMER).await;
         assert!(
             refused.is_err(),
             "the old holder lost the role: {refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_claimant_keeps_the_buffers_attached_until_it_takes_over() {
+        let ttl = Duration::from_millis(200);
+        let hub = LogHub::new(LogLimits {
+            per_stream_bytes: 4,
+            consumer_ttl: ttl,
+        });
+        hub.register(1);
+        consume(&hub, request(&[], 100, 0)).await;
+        // The consumer dies; its successor (a new peer) is refused while the claim lives.
+        let refused = hub.fetch(request(&[], 100, 0), b"successor").await;
+        assert!(matches!(refused, Err(FetchError::ConsumerTaken { .. })));
+        // Past the old claim's ttl, but the successor asked less than a ttl ago... and
+        // keeps asking: a full buffer still stops the pipe rather than dropping.
+        let lapse = std::time::Instant::now() + ttl;
+        while std::time::Instant::now() < lapse {
+            let _ = hub.fetch(request(&[], 100, 0), b"successor").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store_all(&hub, 1, OUT, b"abcd");
+        assert!(matches!(
+            hub.store(1, OUT, b"e"),
+            Stored::Part { taken: 0, .. }
+        ));
+        assert_eq!(hub.dropped(1, OUT), 0);
+        // Its next fetch takes the role and gets every byte.
+        let got = hub.fetch(request(&[], 100, 0), b"successor").await.unwrap();
+        assert_eq!(got.chunks, [chunk(1, OUT, 0, b"abcd", 0)]);
+        assert_eq!(got.epoch, hub.epoch);
+    }
+
+    #[tokio::test]
+    async fn cursors_of_another_epoch_are_ignored() {
+        let hub = hub(64);
+        hub.register(1);
+        store_all(&hub, 1, OUT, b"new spawner");
+        let stale = LogsFetch {
+            epoch: Some(hub.epoch + 1),
+            ..request(&[(1, OUT, 5000)], 100, 0)
+        };
+        let got = consume(&hub, stale).await;
+        assert_eq!(got.chunks, [chunk(1, OUT, 0, b"new spawner", 0)]);
+        assert_eq!(
+            hub.held(1, OUT),
+            Some(0..11),
+            "a stale cursor acknowledged nothing"
         );
     }
 }

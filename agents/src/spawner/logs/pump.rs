@@ -127,6 +127,7 @@ mod tests {
             .collect();
         // As the registered consumer: these tests are about its backpressure.
         let request = LogsFetch {
+            epoch: None,
             after,
             max_bytes: 1 << 20,
             wait_ms,
