@@ -1,97 +1,36 @@
-//! A test consumer pulls an app's output from the spawner's host-local endpoint:
-//! every byte, in order, across partial lines. A reader that is not the registered
-//! consumer never holds an app back.
+//! The logs agent writes an app's output to its files: every byte, in order, across
+//! partial lines. A reader of the spawner's endpoint that is not the registered consumer
+//! never holds an app back.
 
 use crate::harness::{DEADLINE, Zpm, poll, status};
 use std::time::{Duration, Instant};
+use zpm_proto::LogsFetch;
 use zpm_proto::method::logs::Fetch;
-use zpm_proto::{LogCursor, LogStream, LogsFetch};
 
 #[test]
-fn logs_fetch_returns_every_byte_in_order() {
+fn the_logs_agent_writes_every_byte_in_order() {
     let zpm = Zpm::new();
     // 3000 numbered lines, written in pieces so reads split lines; a partial line at the end.
     let script = zpm.script(
         "talk.sh",
         "#!/bin/sh\ni=0\nwhile [ $i -lt 3000 ]; do printf 'line %05d ' $i; printf 'tail\\n'; i=$((i+1)); done\nprintf 'partial'\necho oops >&2\nexec sleep 1000\n",
     );
-    let rows = zpm.json(&["start", &script.display().to_string(), "--name", "talk"]);
-    let id = rows[0]["id"].as_u64().unwrap() as u32;
+    zpm.json(&["start", &script.display().to_string(), "--name", "talk"]);
     let mut expected: Vec<u8> = (0..3000)
         .flat_map(|i| format!("line {i:05} tail\n").into_bytes())
         .collect();
     expected.extend_from_slice(b"partial");
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (out, err) = runtime.block_on(pull(&zpm, id, expected.len(), 5));
-    assert_eq!(String::from_utf8_lossy(&err), "oops\n");
+    let read = |name: &str| std::fs::read(zpm.path("logs").join(name)).unwrap_or_default();
+    let out = poll("the whole output in talk-out.log", || {
+        let out = read("talk-out.log");
+        (out.len() >= expected.len() && read("talk-error.log").len() >= 5).then_some(out)
+    });
+    assert_eq!(String::from_utf8_lossy(&read("talk-error.log")), "oops\n");
     assert_eq!(out.len(), expected.len());
     assert!(
         out == expected,
         "stdout bytes differ from what the app wrote"
     );
-}
-
-async fn pull(zpm: &Zpm, id: u32, out_len: usize, err_len: usize) -> (Vec<u8>, Vec<u8>) {
-    let endpoint = format!("ipc://{}", zpm.path("spawner.sock").display());
-    let client = zpm_rpc::Client::new(&endpoint);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let deadline = Instant::now() + DEADLINE;
-    while out.len() < out_len || err.len() < err_len {
-        assert!(
-            Instant::now() < deadline,
-            "pulled only {} + {} bytes",
-            out.len(),
-            err.len()
-        );
-        let request = LogsFetch {
-            epoch: None,
-            after: vec![
-                LogCursor {
-                    id,
-                    stream: LogStream::Out,
-                    offset: out.len() as u64,
-                    ack: None,
-                },
-                LogCursor {
-                    id,
-                    stream: LogStream::Err,
-                    offset: err.len() as u64,
-                    ack: None,
-                },
-            ],
-            max_bytes: 4096,
-            wait_ms: 200,
-            // Claims the consumer role, so nothing is dropped while we keep up. A call that
-            // timed out reconnects under a new identity and is refused (`conflict`) until
-            // the old claim's ttl lapses: the loop just retries.
-            consume: true,
-        };
-        let Ok(fetched) = client
-            .call_method::<Fetch>(&request, Duration::from_secs(5))
-            .await
-        else {
-            continue;
-        };
-        for chunk in fetched.chunks.into_iter().filter(|c| c.id == id) {
-            assert_eq!(chunk.dropped, 0, "nothing may be dropped");
-            let buf = if chunk.stream == LogStream::Out {
-                &mut out
-            } else {
-                &mut err
-            };
-            assert_eq!(
-                chunk.offset,
-                buf.len() as u64,
-                "chunks must continue exactly where we are"
-            );
-            buf.extend_from_slice(&chunk.data);
-        }
-    }
-    (out, err)
 }
 
 /// The bug of issue 4: a client polling `logs.fetch` from offset 0 with `max_bytes: 1` froze
@@ -170,8 +109,12 @@ async fn poll_as_plain_reader(zpm: &Zpm, lines: &dyn Fn() -> u64) -> Vec<u64> {
             .await
             .unwrap();
         let data: Vec<u8> = fetched.chunks.into_iter().flat_map(|c| c.data).collect();
-        assert_eq!(data.len(), 1, "one byte of the app's output");
-        assert!(data[0].is_ascii_digit() || data[0] == b'\n', "{data:?}");
+        // The logs agent consumes as it goes: what is still held may be nothing.
+        assert!(data.len() <= 1, "at most the one byte asked for: {data:?}");
+        assert!(
+            data.iter().all(|b| b.is_ascii_digit() || *b == b'\n'),
+            "{data:?}"
+        );
         samples.push(lines());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

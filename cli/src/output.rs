@@ -209,6 +209,7 @@ mod tests {
         let mut app = AppDescription {
             info: row(evil, ProcessStatus::Stopped),
             spec: zpm_proto::AppSpec::new(evil, vec!["/bin/echo".into(), evil.into()], "/tmp"),
+            logs: None,
             restarts: vec![zpm_proto::RestartRecord {
                 at_ms: 0,
                 reason: zpm_proto::RestartReason::Exited {

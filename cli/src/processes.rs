@@ -78,7 +78,10 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
         }
         Role::Logs => {
             let options = zpm_agents::logs::LogsOptions { home, host };
-            runtime()?.block_on(zpm_agents::logs::run(options))
+            match runtime()?.block_on(zpm_agents::logs::run(options)) {
+                Err(zpm_agents::logs::LogsError::Lock(e)) => Err(e),
+                other => return other.context("running the logs agent"),
+            }
         }
         Role::Metrics => {
             let options = zpm_agents::metrics::MetricsOptions { home, host };

@@ -7,6 +7,7 @@ mod error;
 mod handlers;
 mod keeper;
 mod launcher;
+mod logs;
 mod persist;
 mod registry;
 mod state;
@@ -33,8 +34,8 @@ pub struct GodOptions {
 /// Runs God until `zpm kill` or SIGTERM/SIGINT. Fails fast if another God holds the home.
 pub async fn run(options: GodOptions) -> Result<(), GodError> {
     let _lock = HomeLock::acquire(&options.home.god_lock())?;
-    // Read for its errors: a bad file stops God here, with the key named in its log.
-    zpm_host::config::Config::load(&options.home.config_file())?;
+    // A bad file stops God here, with the key named in its log.
+    let config = zpm_host::config::Config::load(&options.home.config_file())?;
     let bus_options = zpm_bus::PublisherOptions {
         source: "god".into(),
         host: options.host.clone(),
@@ -42,7 +43,12 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
         ..zpm_bus::PublisherOptions::default()
     };
     let publisher = zpm_bus::Publisher::bind(&[&options.home.bus_endpoint()], bus_options).await?;
-    let god = Arc::new(God::new(options.host.clone(), publisher, &options.home));
+    let god = Arc::new(God::new(
+        options.host.clone(),
+        publisher,
+        &options.home,
+        &config,
+    ));
     let server = handlers::register(Arc::clone(&god))
         .bind(&[&options.home.rpc_endpoint()])
         .await?;
@@ -50,6 +56,10 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
+    tokio::spawn(logs::keep_logs_agent_told(
+        Arc::clone(&god),
+        server.pusher(),
+    ));
     tokio::spawn(registry::announce_interest(
         Arc::clone(&god),
         server.pusher(),

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use zpm_host::keeper::{Health, KeeperStatus};
+use zpm_proto::logfiles::{LogDefaults, LogTarget, Rotation};
 use zpm_proto::{Pong, Role, ZPM_VERSION};
 use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
@@ -34,6 +35,8 @@ pub struct God {
     keepers: BTreeMap<Role, KeeperSlot>,
     spawner_lock: PathBuf,
     spawner_log: PathBuf,
+    logs_dir: PathBuf,
+    log_defaults: LogDefaults,
 }
 
 /// What God shares with the keeper of one agent role.
@@ -49,7 +52,12 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl God {
-    pub fn new(host: String, publisher: zpm_bus::Publisher, home: &zpm_host::home::Home) -> Self {
+    pub fn new(
+        host: String,
+        publisher: zpm_bus::Publisher,
+        home: &zpm_host::home::Home,
+        config: &zpm_host::config::Config,
+    ) -> Self {
         let state_file = home.state_file();
         let loaded = crate::persist::load(&state_file);
         Self {
@@ -71,7 +79,33 @@ impl God {
                 .collect(),
             spawner_lock: home.agent_lock("spawner"),
             spawner_log: home.agent_log("spawner"),
+            logs_dir: home.logs_dir(),
+            log_defaults: LogDefaults {
+                rotation: Rotation {
+                    max_size: config.logs.max_size,
+                    retain: config.logs.retain,
+                    compress: config.logs.compress,
+                },
+                date_format: config.logs.date_format.clone(),
+            },
         }
+    }
+
+    /// Where and how app instance `proc` writes its output.
+    pub fn log_target(&self, proc: &crate::table::Proc) -> LogTarget {
+        zpm_proto::logfiles::resolve(
+            &proc.spec,
+            proc.id,
+            proc.instance,
+            &self.logs_dir,
+            &self.log_defaults,
+        )
+    }
+
+    /// Every app instance's log target.
+    pub fn log_targets(&self) -> Vec<LogTarget> {
+        let table = self.table();
+        table.procs().map(|p| self.log_target(p)).collect()
     }
 
     pub fn keeper(&self, role: Role) -> &KeeperSlot {
@@ -84,6 +118,11 @@ impl God {
 
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         relock(&self.registry)
+    }
+
+    /// Bumped on every change of the table or registry.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn changed(&self) {

@@ -36,6 +36,21 @@ impl Home {
         self.ipc("spawner.sock")
     }
 
+    /// The logs agent's host-local endpoint (`logs.tail`, `logs.flush`, `logs.reopen`).
+    pub fn logs_endpoint(&self) -> String {
+        self.ipc("logs.sock")
+    }
+
+    /// Where apps' log files go unless they name their own.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// What the logs agent has written, to resume from after a restart.
+    pub fn logs_ledger(&self) -> PathBuf {
+        self.root.join("logs-ledger.json")
+    }
+
     /// God's persisted desired state.
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")

@@ -34,6 +34,9 @@ pub struct AppSpec {
     /// Restart the app when its process tree holds more resident bytes than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_restart: Option<u64>,
+    /// Where and how its output is written (defaults when unset).
+    #[serde(default, skip_serializing_if = "crate::logfiles::AppLogs::is_default")]
+    pub logs: crate::logfiles::AppLogs,
 }
 
 impl AppSpec {
@@ -62,6 +65,7 @@ impl AppSpec {
             kill_timeout_ms: Self::DEFAULT_KILL_TIMEOUT_MS,
             kill_signal: Self::DEFAULT_KILL_SIGNAL.into(),
             max_memory_restart: None,
+            logs: crate::logfiles::AppLogs::default(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for AppSpec {
             .field("kill_timeout_ms", &self.kill_timeout_ms)
             .field("kill_signal", &self.kill_signal)
             .field("max_memory_restart", &self.max_memory_restart)
+            .field("logs", &self.logs)
             .finish()
     }
 }

@@ -86,6 +86,9 @@ pub struct AppDescription {
     /// The last restarts of this instance (oldest first), with why.
     #[serde(default)]
     pub restarts: Vec<crate::RestartRecord>,
+    /// Where its output is written (`out_file`, `error_file`, …), resolved.
+    #[serde(default)]
+    pub logs: Option<crate::logfiles::LogTarget>,
 }
 
 /// `agent.hello`: who the agent is and what it already holds.

@@ -90,6 +90,9 @@ pub struct LogEvent {
     pub stream: LogStream,
     /// Offset in the app's stream of the first byte of `data`.
     pub offset: u64,
+    /// Newlines the logs agent has seen in this stream before `offset` (since it started):
+    /// a subscriber that missed events tells how many lines it missed.
+    pub line: u64,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }

@@ -81,11 +81,22 @@ pub mod agent {
 /// The host-local log data path.
 pub mod logs {
     use super::methods;
+    use crate::logfiles::{FlushRequest, TailLines, TailRequest, Targets as TargetList};
+    use zpm_rpc::NoParams;
 
     methods! {
         /// Long-poll pull of app output by byte offset, served by the spawner on
         /// `spawner.sock`.
         Fetch = "logs.fetch" (crate::LogsFetch) -> crate::LogsFetched;
+        /// The last lines of apps' log files, served by the logs agent on `logs.sock`.
+        Tail = "logs.tail" (TailRequest) -> Vec<TailLines>;
+        /// Empty apps' log files (`zpm flush`), served by the logs agent.
+        Flush = "logs.flush" (FlushRequest) -> ();
+        /// Reopen every log file (`zpm reload-logs`, after an external logrotate moved
+        /// them), served by the logs agent.
+        Reopen = "logs.reopen" (NoParams) -> ();
+        /// Push from God to the logs agent: every app instance's files.
+        Targets = "logs.targets" (TargetList) -> ();
     }
 }
 

@@ -26,10 +26,12 @@
 mod error;
 mod format;
 mod ledger;
+mod live;
 mod pull;
 mod rotate;
 mod route;
 mod run;
+mod serve;
 mod sink;
 mod tail;
 mod writer;
@@ -37,7 +39,8 @@ mod writer;
 pub use error::{LogError, LogErrorKind};
 pub use ledger::saved_targets;
 pub use pull::{PullOptions, StepError, pull, step};
-pub use run::{LogsOptions, run};
+pub use run::{LogsError, LogsOptions, run};
+pub use serve::MAX_TAIL_LINES;
 pub use tail::tail;
 pub use writer::Writer;
 

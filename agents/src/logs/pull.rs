@@ -6,13 +6,11 @@ use crate::spawner::logs::fetch_logs;
 use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
-use zpm_proto::LogsFetch;
+use zpm_proto::{LogsFetch, LogsFetched};
 use zpm_rpc::{CallError, Client};
 
 /// A fetch never waits less, so a deadline that keeps coming back cannot spin the loop.
 const MIN_WAIT: Duration = Duration::from_millis(10);
-/// How much longer than its `wait_ms` a fetch may take before it counts as lost.
-const CALL_MARGIN: Duration = Duration::from_secs(10);
 
 /// Tuning of [`pull`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +21,8 @@ pub struct PullOptions {
     pub wait: Duration,
     /// Pause after a failed fetch or ledger save.
     pub error_pause: Duration,
+    /// How much longer than its `wait_ms` a fetch may take before it counts as lost.
+    pub call_margin: Duration,
 }
 
 impl Default for PullOptions {
@@ -31,6 +31,7 @@ impl Default for PullOptions {
             max_bytes: 4 << 20,
             wait: Duration::from_millis(300),
             error_pause: Duration::from_millis(500),
+            call_margin: Duration::from_secs(10),
         }
     }
 }
@@ -45,12 +46,13 @@ pub enum StepError {
 }
 
 /// One round: writes the partial lines due, fetches (long-polling until bytes arrive, the
-/// next partial line is due, or `options.wait`), writes what came and saves the ledger.
-/// Returns the number of chunks written.
+/// next partial line is due, or `options.wait`), shows what came to `seen` (the live
+/// `log:*` events), writes it and saves the ledger. Returns the number of chunks written.
 pub async fn step(
     client: &Client,
     writer: &mut Writer,
     options: &PullOptions,
+    seen: impl FnOnce(&LogsFetched),
 ) -> Result<usize, StepError> {
     let now = Now::current();
     writer.flush_due(now)?;
@@ -66,8 +68,9 @@ pub async fn step(
         consume: true,
         epoch: writer.epoch(),
     };
-    let fetched = fetch_logs(client, &request, wait + CALL_MARGIN).await?;
+    let fetched = fetch_logs(client, &request, wait + options.call_margin).await?;
     let chunks = fetched.chunks.len();
+    seen(&fetched);
     let written = writer.apply(fetched, Now::current());
     // Other tasks get a turn between a batch's writes and its fsyncs. A run cancelled
     // here is a process killed before its save: the ledger is made for that.
@@ -91,7 +94,7 @@ pub async fn pull(
 ) -> Infallible {
     let mut failing = false;
     loop {
-        let outcome = step(client, writer, options).await;
+        let outcome = step(client, writer, options, |_| {}).await;
         for error in writer.take_errors() {
             on_error(error);
         }

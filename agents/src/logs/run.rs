@@ -1,9 +1,21 @@
-//! The logs agent process: joins God, then writes app output pulled from the spawner.
+//! The logs agent process: joins God, pulls this host's app output from the spawner
+//! (`logs.fetch`, as the host's log consumer) into the files God's `logs.targets` name,
+//! publishes it live as `log:out` / `log:err` while someone listens, and serves
+//! `logs.tail`, `logs.flush` and `logs.reopen` on `logs.sock`.
 
-use crate::agent;
+use super::live::Live;
+use super::serve::serve;
+use super::{Now, Options, PullOptions, Writer, saved_targets, step};
+use crate::agent::{self, Wanted};
 use crate::link::Holdings;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use zpm_host::home::Home;
 use zpm_proto::Role;
+use zpm_proto::method::{agent as agent_m, logs};
+use zpm_rpc::{Client, ClientOptions, Push};
 
 #[derive(Debug, Clone)]
 pub struct LogsOptions {
@@ -11,23 +23,138 @@ pub struct LogsOptions {
     pub host: String,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error(transparent)]
+    Lock(#[from] zpm_host::LockError),
+    #[error(transparent)]
+    Config(#[from] zpm_host::config::ConfigError),
+    #[error("cannot serve logs.sock: {0}")]
+    Bind(#[from] zpm_rpc::BindError),
+}
+
+/// After `agent.exit`, how long the agent keeps writing what the stopped apps printed last.
+const DRAIN_FOR: Duration = Duration::from_secs(3);
+
 /// Runs the logs agent until God orders it to exit.
-pub async fn run(options: LogsOptions) -> Result<(), zpm_host::LockError> {
+pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
+    zpm_host::config::Config::load(&options.home.config_file())?;
     let mut joined = agent::join(
         &options.home,
         Role::Logs,
         &options.host,
         Holdings::default(),
     )?;
-    agent::until_exit(
-        &options.home,
-        &mut joined.pushes,
-        &joined.interest,
-        |push| {
-            tracing::warn!(method = %push.method, "unexpected push");
+    let ledger = options.home.logs_ledger();
+    // Until God says otherwise, write where the last targets said: God may be away.
+    let saved = saved_targets(&ledger).ok().flatten().unwrap_or_default();
+    let mut writer = Writer::open(&ledger, saved, Options::default());
+    let (control, mut controls) = mpsc::channel(16);
+    let targets = Arc::new(std::sync::RwLock::new(writer.targets().to_vec()));
+    let _server = serve(&options.home.logs_endpoint(), Arc::clone(&targets), control).await?;
+    let spawner = Client::with_options(
+        &options.home.spawner_endpoint(),
+        ClientOptions {
+            version: zpm_proto::PROTOCOL_VERSION,
+            ..ClientOptions::default()
         },
-    )
-    .await;
+    );
+    let gone = Arc::new(AtomicBool::new(false));
+    tokio::spawn(mark_when_god_gone(options.home.clone(), Arc::clone(&gone)));
+    let mut live = Live::new(
+        Arc::clone(&joined.client),
+        joined.source,
+        joined.interest.clone(),
+        Arc::clone(&targets),
+    );
+    let pull = PullOptions::default();
+    loop {
+        while let Ok(command) = controls.try_recv() {
+            command.apply(&mut writer);
+        }
+        let exit = take_pushes(&mut joined.pushes, &joined.interest, &mut writer, &targets);
+        if exit || gone.load(Ordering::Relaxed) {
+            break;
+        }
+        let outcome = step(&spawner, &mut writer, &pull, |f| live.publish(f)).await;
+        report(&mut writer, outcome, pull.error_pause).await;
+    }
+    drain(&spawner, &mut writer, &pull, &mut live).await;
     tracing::info!("logs agent exiting");
     Ok(())
+}
+
+/// Handles God's pushes that arrived; true once God ordered the agent to exit.
+fn take_pushes(
+    pushes: &mut mpsc::Receiver<Push>,
+    interest: &Wanted,
+    writer: &mut Writer,
+    targets: &std::sync::RwLock<Vec<zpm_proto::logfiles::LogTarget>>,
+) -> bool {
+    while let Ok(push) = pushes.try_recv() {
+        if push.is::<agent_m::Exit>() {
+            tracing::info!("God ordered this agent to exit");
+            return true;
+        }
+        if push.is::<agent_m::Interest>() {
+            match push.params::<agent_m::Interest>() {
+                Ok(wanted) => interest.set(wanted),
+                Err(e) => tracing::warn!(error = %e, "bad bus.interest from God"),
+            }
+        } else if push.is::<logs::Targets>() {
+            match push.params::<logs::Targets>() {
+                Ok(list) => {
+                    if let Err(e) = writer.set_targets(list.targets, Now::current()) {
+                        tracing::warn!(error = %e, "applying new log targets");
+                    }
+                    *targets
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        writer.targets().to_vec();
+                }
+                Err(e) => tracing::warn!(error = %e, "bad logs.targets from God"),
+            }
+        } else {
+            tracing::warn!(method = %push.method, "unexpected push");
+        }
+    }
+    false
+}
+
+/// Logs file errors (each outage once) and pauses after a failed round.
+async fn report(writer: &mut Writer, outcome: Result<usize, super::StepError>, pause: Duration) {
+    for error in writer.take_errors() {
+        tracing::warn!(error = %error, "log file");
+    }
+    if let Err(e) = outcome {
+        tracing::debug!(error = %e, "log pull failed; retrying");
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Writes what the apps printed until the spawner has nothing more (or is gone), bounded.
+async fn drain(spawner: &Client, writer: &mut Writer, pull: &PullOptions, live: &mut Live) {
+    let quick = PullOptions {
+        wait: Duration::from_millis(50),
+        call_margin: Duration::from_millis(500),
+        ..*pull
+    };
+    let deadline = tokio::time::Instant::now() + DRAIN_FOR;
+    while tokio::time::Instant::now() < deadline {
+        match step(spawner, writer, &quick, |f| live.publish(f)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let flushed = writer
+        .flush_all(Now::current())
+        .and_then(|()| writer.save());
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "saving the log ledger on exit");
+    }
+}
+
+async fn mark_when_god_gone(home: Home, gone: Arc<AtomicBool>) {
+    agent::god_gone_for_good(&home).await;
+    gone.store(true, Ordering::Relaxed);
 }

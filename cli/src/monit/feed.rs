@@ -105,6 +105,7 @@ mod tests {
     #[test]
     fn events_become_updates() {
         let log = LogEvent {
+            line: 0,
             id: 2,
             name: "web".into(),
             stream: LogStream::Err,

@@ -122,6 +122,7 @@ mod tests {
 
     fn event(id: u32, stream: LogStream, data: &[u8]) -> LogEvent {
         LogEvent {
+            line: 0,
             id,
             name: "app".into(),
             stream,

@@ -367,6 +367,7 @@ pub async fn describe(
             info: p.row(now),
             spec: described_spec(&p.spec),
             restarts: p.history.iter().cloned().collect(),
+            logs: Some(god.log_target(p)),
         })
         .collect())
 }
@@ -445,12 +446,13 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
     }
     god.stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let agent_pids: Vec<u32> = Role::ALL
-        .into_iter()
-        .filter_map(|role| god.registry().pid_of(role.as_str()))
-        .collect();
-    let peers = god.registry().peers();
+    // The logs agent first, while the spawner still serves what the stopped apps printed
+    // last; then every other agent (third parties too).
+    let logs = Role::Logs.as_str();
+    let mut peers = god.registry().peers();
+    peers.sort_by_key(|(role, _)| role != logs);
     for (role, peer) in peers {
+        let pid = god.registry().pid_of(&role);
         if let Err(e) = ctx
             .pusher
             .push_method::<agent::Exit>(&peer, &NoParams {})
@@ -458,10 +460,9 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
         {
             tracing::warn!(%role, error = %e, "telling agent to exit");
         }
-    }
-    // The spawner first ends the apps; the logs agent then writes what they printed last.
-    for pid in agent_pids {
-        wait_gone(pid, Duration::from_secs(10)).await;
+        if let Some(pid) = pid.filter(|_| Role::parse(&role).is_some()) {
+            wait_gone(pid, Duration::from_secs(10)).await;
+        }
     }
     // An order, not a crash: the next God starts empty (`zpm resurrect` restores a dump).
     {

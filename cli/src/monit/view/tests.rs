@@ -45,6 +45,7 @@ fn position(buffer: &Buffer, text: &str) -> (u16, u16) {
 
 fn log(id: u32, stream: LogStream, data: &str) -> LogEvent {
     LogEvent {
+        line: 0,
         id,
         name: "x".into(),
         stream,
