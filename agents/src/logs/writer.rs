@@ -128,8 +128,15 @@ impl Writer {
         for chunk in fetched.chunks {
             self.dropped += chunk.dropped;
             let key = (chunk.id, chunk.stream);
-            let asked = chunk.offset.saturating_sub(chunk.dropped);
-            self.take_chunk(key, (asked, chunk.offset), &chunk.data, now);
+            let mut asked = chunk.offset.saturating_sub(chunk.dropped);
+            let mut offset = chunk.offset;
+            // In pieces, so a rotation can fall between them: a file never passes its
+            // max_size by more than a piece, however large the chunk.
+            for piece in pieces(&chunk.data) {
+                self.take_chunk(key, (asked, offset), piece, now);
+                offset += piece.len() as u64;
+                asked = offset;
+            }
         }
         self.expire_unknown(now);
         self.flush_files(now)
@@ -430,6 +437,29 @@ impl Writer {
         let recorded = state.record.as_ref().map(FileRecord::identity);
         state.sink.identity.is_none() || state.sink.identity == recorded
     }
+}
+
+/// Size of the pieces a chunk is taken in.
+const PIECE: usize = 8 * 1024;
+
+/// `data` in pieces of at most [`PIECE`] bytes, each ending after a newline where one is
+/// in reach, so rotations fall between lines.
+fn pieces(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let reach = rest.len().min(PIECE);
+        let cut = if reach == rest.len() {
+            reach
+        } else {
+            memchr::memrchr(b'\n', &rest[..reach]).map_or(reach, |at| at + 1)
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,238 @@
+//! The logs agent writes exactly the bytes each app wrote, to `$ZPM_HOME/logs/NAME-out.log`
+//! and `NAME-error.log`: in order, across partial lines, invalid UTF-8 and huge lines;
+//! nothing lost or doubled when the agent (or the spawner) is SIGKILLed mid-flood;
+//! rotated and gzipped by size from config.toml.
+
+use crate::harness::{Zpm, poll, zpm_processes};
+use std::io::Read as _;
+use std::path::PathBuf;
+
+fn log_file(zpm: &Zpm, name: &str) -> PathBuf {
+    zpm.path("logs").join(name)
+}
+
+fn read(zpm: &Zpm, name: &str) -> Vec<u8> {
+    std::fs::read(log_file(zpm, name)).unwrap_or_default()
+}
+
+/// Polls until `name` holds `want.len()` bytes, then compares exactly.
+fn assert_file(zpm: &Zpm, name: &str, want: &[u8]) {
+    let got = poll(&format!("{} bytes in {name}", want.len()), || {
+        let got = read(zpm, name);
+        (got.len() >= want.len()).then_some(got)
+    });
+    if got != want {
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.len());
+        panic!(
+            "{name}: {} bytes, want {}; first difference at byte {at}: got {:?}, want {:?}",
+            got.len(),
+            want.len(),
+            String::from_utf8_lossy(&got[at.min(got.len())..(at + 40).min(got.len())]),
+            String::from_utf8_lossy(&want[at.min(want.len())..(at + 40).min(want.len())]),
+        );
+    }
+}
+
+fn seq(from: u64, to: u64) -> Vec<u8> {
+    (from..=to)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect()
+}
+
+#[test]
+fn a_million_lines_of_seq_land_byte_exact() {
+    let zpm = Zpm::new();
+    zpm.ok(&[
+        "start",
+        "seq 1 1000000",
+        "--name",
+        "seq",
+        "--no-autorestart",
+    ]);
+    assert_file(&zpm, "seq-out.log", &seq(1, 1_000_000));
+    assert_eq!(read(&zpm, "seq-error.log"), b"");
+}
+
+#[test]
+fn odd_bytes_partial_lines_and_a_10mb_line_are_written_as_is() {
+    let zpm = Zpm::new();
+    // Partial line completed 0.5 s later; invalid UTF-8, NUL, CRLF; stdout and stderr
+    // interleaved; then a 10 MB line without a newline.
+    let app = zpm.script(
+        "odd.py",
+        "import sys, time\n\
+         o, e = sys.stdout.buffer, sys.stderr.buffer\n\
+         o.write(b'start of a line'); o.flush()\n\
+         time.sleep(0.5)\n\
+         o.write(b' and its end\\n'); o.flush()\n\
+         e.write(b'err one\\r\\n'); e.flush()\n\
+         o.write(b'bad \\xff\\xfe utf8 and a \\x00 nul\\n'); o.flush()\n\
+         e.write(b'err partial'); e.flush()\n\
+         o.write(b'x' * (10 << 20)); o.flush()\n\
+         time.sleep(1000)\n",
+    );
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "odd",
+        "--",
+        &zpm.marker,
+    ]);
+    let mut out = b"start of a line and its end\nbad \xff\xfe utf8 and a \x00 nul\n".to_vec();
+    out.extend(std::iter::repeat_n(b'x', 10 << 20));
+    assert_file(&zpm, "odd-out.log", &out);
+    assert_file(&zpm, "odd-error.log", b"err one\r\nerr partial");
+}
+
+#[test]
+fn a_logs_agent_killed_mid_flood_loses_and_doubles_nothing() {
+    let zpm = Zpm::new();
+    let app = zpm.script(
+        "flood.sh",
+        "#!/bin/sh\n# $1 marks us\nseq 1 400000\nexec sleep 1000\n",
+    );
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "flood",
+        "--",
+        &zpm.marker,
+    ]);
+    let want = seq(1, 400_000);
+    // Kill the logs agent whenever it has written more since the last kill, a few times.
+    let mut kills = 0;
+    let mut last_len = 0;
+    while kills < 4 {
+        let len = read(&zpm, "flood-out.log").len();
+        if len >= want.len() {
+            break;
+        }
+        if len > last_len
+            && let [pid] = zpm_processes(zpm.home(), &["agent", "logs"])[..]
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid.cast_signed()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            kills += 1;
+            last_len = len;
+        }
+        // A short pause between looks: polling, not waiting for a time to pass.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_file(&zpm, "flood-out.log", &want);
+    assert!(kills >= 1, "the agent was never killed mid-flood");
+}
+
+#[test]
+fn a_new_spawner_s_first_bytes_are_not_skipped() {
+    let zpm = Zpm::new();
+    let app = zpm.script(
+        "talk.sh",
+        "#!/bin/sh\n# $1 marks us\necho \"run $$ begins\"\nseq 1 20000\nexec sleep 1000\n",
+    );
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "talk",
+        "--",
+        &zpm.marker,
+    ]);
+    let first = poll("the first run's output", || {
+        let out = read(&zpm, "talk-out.log");
+        out.ends_with(b"\n20000\n").then_some(out)
+    });
+    let spawner = zpm_processes(zpm.home(), &["agent", "spawner"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawner[0].cast_signed()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The replacement spawner starts the app again; its offsets start from 0 again, and
+    // the whole second run must follow the first in the file.
+    let both = poll("the second run's output", || {
+        let out = read(&zpm, "talk-out.log");
+        (out.len() >= 2 * first.len() - 8 && out.ends_with(b"\n20000\n")).then_some(out)
+    });
+    let second = &both[first.len()..];
+    assert!(
+        second.starts_with(b"run "),
+        "{:?}",
+        String::from_utf8_lossy(&second[..40])
+    );
+    assert!(second.ends_with(&seq(1, 20_000)), "second run incomplete");
+    assert_eq!(
+        second.len(),
+        first.len() - first.iter().position(|b| *b == b'\n').unwrap()
+            + second.iter().position(|b| *b == b'\n').unwrap()
+    );
+}
+
+#[test]
+fn rotation_by_size_keeps_the_newest_files_gzipped() {
+    let zpm = Zpm::new();
+    std::fs::write(
+        zpm.path("config.toml"),
+        "[logs]\nmax_size = \"64K\"\nretain = 2\ncompress = true\n",
+    )
+    .unwrap();
+    zpm.ok(&["start", "seq 1 100000", "--name", "rot", "--no-autorestart"]);
+    let want = seq(1, 100_000);
+    let logs = zpm.path("logs");
+    // The current file ends the output; two gzipped rotations hold what came before it.
+    let (current, rotated) = poll("the output rotated into two .gz files", || {
+        let current = read(&zpm, "rot-out.log");
+        let mut gz: Vec<PathBuf> = std::fs::read_dir(&logs)
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".gz"))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rot-out__"))
+            })
+            .collect();
+        gz.sort();
+        (current.ends_with(b"\n100000\n") && gz.len() == 2).then_some((current, gz))
+    });
+    assert!(
+        current.len() <= 64 * 1024,
+        "{} bytes past max_size",
+        current.len()
+    );
+    let mut kept = Vec::new();
+    for path in &rotated {
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_end(&mut text)
+            .unwrap();
+        assert!(
+            text.len() <= 64 * 1024 && !text.is_empty(),
+            "{}",
+            path.display()
+        );
+        kept.extend(text);
+    }
+    kept.extend(&current);
+    assert!(
+        want.ends_with(&kept),
+        "rotated files + current are not the end of the output"
+    );
+    let plain: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|n| {
+            n.starts_with("rot-out__")
+                && !std::path::Path::new(n)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        })
+        .collect();
+    assert!(plain.is_empty(), "uncompressed rotations left: {plain:?}");
+}
