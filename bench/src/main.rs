@@ -35,6 +35,8 @@ enum Command {
     Lifecycle(LifecycleArgs),
     /// SIGKILL God, then the spawner, with apps running (and PM2's daemon, for comparison).
     Crash(LifecycleArgs),
+    /// The log path: `seq` as the app → every byte on disk, a 10M-line flood, `logs --lines`.
+    Logs(LifecycleArgs),
 }
 
 #[derive(Args)]
@@ -51,6 +53,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
     let (args, crash) = match command {
         Command::Lifecycle(args) => (args, false),
         Command::Crash(args) => (args, true),
+        Command::Logs(args) => return Some(run_logs(args)),
         _ => return None,
     };
     Some((|| {
@@ -77,6 +80,17 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         }
         Ok(())
     })())
+}
+
+fn run_logs(args: &LifecycleArgs) -> anyhow::Result<()> {
+    let results = lifecycle::logs::run(&args.settings)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&results).context("encoding JSON")?;
+        println!("{text}");
+    } else {
+        lifecycle::print_figures("logs", results.pm2_version.as_deref(), &results.figures);
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -159,7 +173,9 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
             report.bus = Some(bus::run(&args.bus).await?);
             args.json
         }
-        Command::Lifecycle(_) | Command::Crash(_) => unreachable!("run before the runtime starts"),
+        Command::Lifecycle(_) | Command::Crash(_) | Command::Logs(_) => {
+            unreachable!("run before the runtime starts")
+        }
     };
     Ok((report, json))
 }

@@ -3,10 +3,11 @@
 //! measured for zpm and, in the same run, for PM2 when `pm2` is on PATH.
 
 pub mod crash;
-mod pm2;
+pub mod logs;
+pub mod pm2;
 mod procfs;
 mod timing;
-mod zpm;
+pub mod zpm;
 
 use crate::report::Table;
 use serde::Serialize;
@@ -68,13 +69,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<Results> {
     })
 }
 
-pub fn print(results: &Results) {
-    let pm2 = results
-        .pm2_version
-        .as_deref()
-        .map_or("PM2 (not run)".to_owned(), |v| format!("PM2 {v}"));
-    let mut table = Table::new("lifecycle", &["metric", "zpm", &pm2, "PM2 / zpm", "target"]);
-    for f in &results.figures {
+/// A table of figures, zpm beside PM2 (when measured) and their ratio.
+pub fn print_figures(title: &str, pm2_version: Option<&str>, figures: &[Figure]) {
+    let pm2 = pm2_version.map_or("PM2 (not run)".to_owned(), |v| format!("PM2 {v}"));
+    let mut table = Table::new(title, &["metric", "zpm", &pm2, "PM2 / zpm", "target"]);
+    for f in figures {
         table.row(vec![
             f.metric.clone(),
             format!("{:.1} {}", f.zpm, f.unit),
@@ -90,6 +89,14 @@ pub fn print(results: &Results) {
         ]);
     }
     table.print();
+}
+
+pub fn print(results: &Results) {
+    print_figures(
+        "lifecycle",
+        results.pm2_version.as_deref(),
+        &results.figures,
+    );
     let c = &results.churn;
     println!(
         "churn: {} restarts in {:.1} s; God+spawner RSS {:.1} → {:.1} MB; fds God {} → {}, spawner {} → {}; zombies under spawner {}",

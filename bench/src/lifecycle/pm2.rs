@@ -141,6 +141,56 @@ impl Pm2 {
         Ok(figures)
     }
 
+    /// The `zpm-bench logs` scenarios against PM2 (its default log files).
+    pub fn measure_logs(
+        &self,
+        million: &[u8],
+        flood_len: u64,
+    ) -> anyhow::Result<HashMap<String, f64>> {
+        let mut figures = HashMap::new();
+        timed(&mut self.cmd(&["ping"]))?;
+        let seq = super::zpm::which("seq")?.display().to_string();
+        let logs = self.home.path().join("logs");
+        let start = |name: &str, n: &str| {
+            timed(&mut self.cmd(&[
+                "start",
+                &seq,
+                "--name",
+                name,
+                "--no-autorestart",
+                "--",
+                "1",
+                n,
+            ]))
+        };
+        let wait = |name: &str, len: u64| -> anyhow::Result<()> {
+            let path = logs.join(format!("{name}-out.log"));
+            poll(&format!("{len} bytes in {}", path.display()), LIMIT, || {
+                std::thread::sleep(Duration::from_millis(1));
+                Ok((std::fs::metadata(&path).map_or(0, |m| m.len()) >= len).then_some(()))
+            })
+        };
+        let started = Instant::now();
+        start("m1", "1000000")?;
+        wait("m1", million.len() as u64)?;
+        figures.insert(
+            "1M lines: start → all on disk".into(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        let started = Instant::now();
+        start("m10", "10000000")?;
+        wait("m10", flood_len)?;
+        figures.insert(
+            "10M lines: start → all on disk".into(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        let tails = (0..5)
+            .map(|_| timed(&mut self.cmd(&["logs", "m1", "--lines", "1000", "--nostream"])))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        figures.insert("logs --lines 1000 --nostream".into(), median_ms(tails));
+        Ok(figures)
+    }
+
     fn crash_to_online(&self) -> anyhow::Result<f64> {
         // PM2's CLI has no --min-uptime: use its ecosystem keys, so 20 quick kills are not
         // counted as unstable restarts (zpm's victim gets --min-uptime 0 too).
