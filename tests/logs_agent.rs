@@ -236,3 +236,50 @@ fn rotation_by_size_keeps_the_newest_files_gzipped() {
         .collect();
     assert!(plain.is_empty(), "uncompressed rotations left: {plain:?}");
 }
+
+#[test]
+fn an_unwritable_log_path_warns_and_writing_resumes_by_itself() {
+    let zpm = Zpm::new();
+    // A plain file where the logs directory should be: every log file fails to open.
+    std::fs::write(zpm.path("logs"), b"in the way").unwrap();
+    let app = zpm.script(
+        "count.sh",
+        "#!/bin/sh\n# $1 marks us\ni=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done\n",
+    );
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "count",
+        "--",
+        &zpm.marker,
+    ]);
+    let warnings = || {
+        let out = zpm.cmd().arg("ping").output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = poll("a warning naming the log file", || {
+        let text = warnings();
+        text.contains("count-out.log").then_some(text)
+    });
+    assert!(warning.contains("cannot write the log file"), "{warning}");
+    let pid = zpm.ls()[0]["pid"].as_u64();
+    std::fs::remove_file(zpm.path("logs")).unwrap();
+    // Writing resumes by itself, from the first tick: nothing was lost meanwhile.
+    let out = poll("ticks in the log file", || {
+        let out = String::from_utf8(read(&zpm, "count-out.log")).ok()?;
+        (out.lines().count() > 5).then_some(out)
+    });
+    let ticks: Vec<&str> = out.lines().collect();
+    for (i, line) in ticks.iter().enumerate() {
+        assert_eq!(*line, format!("tick {}", i + 1), "{out}");
+    }
+    poll("the warning gone", || {
+        (!warnings().contains("count-out.log")).then_some(())
+    });
+    assert_eq!(
+        zpm.ls()[0]["pid"].as_u64(),
+        pid,
+        "the app was never restarted"
+    );
+}

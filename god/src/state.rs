@@ -37,6 +37,8 @@ pub struct God {
     spawner_log: PathBuf,
     logs_dir: PathBuf,
     log_defaults: LogDefaults,
+    /// Log files the logs agent cannot write now.
+    log_problems: Mutex<Vec<zpm_proto::logfiles::LogProblem>>,
 }
 
 /// What God shares with the keeper of one agent role.
@@ -80,6 +82,7 @@ impl God {
             spawner_lock: home.agent_lock("spawner"),
             spawner_log: home.agent_log("spawner"),
             logs_dir: home.logs_dir(),
+            log_problems: Mutex::new(Vec::new()),
             log_defaults: LogDefaults {
                 rotation: Rotation {
                     max_size: config.logs.max_size,
@@ -89,6 +92,25 @@ impl God {
                 date_format: config.logs.date_format.clone(),
             },
         }
+    }
+
+    /// What the user should know: the state file's troubles, log files failing now.
+    fn warnings(&self) -> Vec<String> {
+        let problems = relock(&self.log_problems);
+        self.warnings
+            .iter()
+            .cloned()
+            .chain(problems.iter().map(|p| {
+                format!(
+                    "cannot write the log file {}: {} (the app keeps running; its output is held and written once the file can be)",
+                    p.path, p.error
+                )
+            }))
+            .collect()
+    }
+
+    pub fn set_log_problems(&self, problems: Vec<zpm_proto::logfiles::LogProblem>) {
+        *relock(&self.log_problems) = problems;
     }
 
     /// Where and how app instance `proc` writes its output.
@@ -134,7 +156,7 @@ impl God {
             version: ZPM_VERSION.to_owned(),
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
-            warnings: self.warnings.clone(),
+            warnings: self.warnings(),
             bus_dropped: self
                 .publisher
                 .stats()

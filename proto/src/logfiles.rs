@@ -190,6 +190,20 @@ pub struct FlushRequest {
     pub ids: Vec<u32>,
 }
 
+/// A log file the logs agent cannot write now (it retries by itself; the app keeps
+/// running, its output held by the spawner meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogProblem {
+    pub path: String,
+    pub error: String,
+}
+
+/// Logs agent → God notification `logs.problems`: every file failing now (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogProblems {
+    pub problems: Vec<LogProblem>,
+}
+
 /// God → logs agent push `logs.targets`: every app instance of this host, and its files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Targets {

@@ -97,6 +97,9 @@ pub mod logs {
         Reopen = "logs.reopen" (NoParams) -> ();
         /// Push from God to the logs agent: every app instance's files.
         Targets = "logs.targets" (TargetList) -> ();
+        /// Notification from the logs agent to God whenever the set of files it cannot
+        /// write changes; God shows them as warnings on every reply to the CLI.
+        Problems = "logs.problems" (crate::logfiles::LogProblems) -> ();
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use zpm_host::home::Home;
 use zpm_proto::Role;
+use zpm_proto::logfiles::{LogProblem, LogProblems};
 use zpm_proto::method::{agent as agent_m, logs};
 use zpm_rpc::{Client, ClientOptions, Push};
 
@@ -68,6 +69,7 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
         Arc::clone(&targets),
     );
     let pull = PullOptions::default();
+    let mut problems = Problems::default();
     loop {
         while let Ok(command) = controls.try_recv() {
             command.apply(&mut writer);
@@ -77,7 +79,8 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
             break;
         }
         let outcome = step(&spawner, &mut writer, &pull, |f| live.publish(f)).await;
-        report(&mut writer, outcome, pull.error_pause).await;
+        problems.update(&mut writer, &joined.client);
+        report(outcome, pull.error_pause).await;
     }
     drain(&spawner, &mut writer, &pull, &mut live).await;
     tracing::info!("logs agent exiting");
@@ -121,11 +124,44 @@ fn take_pushes(
     false
 }
 
-/// Logs file errors (each outage once) and pauses after a failed round.
-async fn report(writer: &mut Writer, outcome: Result<usize, super::StepError>, pause: Duration) {
-    for error in writer.take_errors() {
-        tracing::warn!(error = %error, "log file");
+/// The files failing now and why, as last told to God.
+#[derive(Default)]
+struct Problems {
+    why: std::collections::BTreeMap<std::path::PathBuf, String>,
+    told: Vec<LogProblem>,
+}
+
+impl Problems {
+    /// Logs each new error once and tells God when the set of failing files changed.
+    fn update(&mut self, writer: &mut Writer, god: &Client) {
+        for error in writer.take_errors() {
+            tracing::warn!(error = %error, "log file");
+            self.why
+                .insert(error.path.clone(), error.source.to_string());
+        }
+        let failing = writer.failing();
+        self.why.retain(|path, _| failing.contains(&path.as_path()));
+        let now: Vec<LogProblem> = self
+            .why
+            .iter()
+            .map(|(path, error)| LogProblem {
+                path: path.display().to_string(),
+                error: error.clone(),
+            })
+            .collect();
+        if now != self.told {
+            let report = LogProblems {
+                problems: now.clone(),
+            };
+            if god.notify_method::<logs::Problems>(&report).is_ok() {
+                self.told = now;
+            }
+        }
     }
+}
+
+/// Pauses after a failed round.
+async fn report(outcome: Result<usize, super::StepError>, pause: Duration) {
     if let Err(e) = outcome {
         tracing::debug!(error = %e, "log pull failed; retrying");
         tokio::time::sleep(pause).await;

@@ -78,6 +78,11 @@ impl Sink {
         self.retry_at.is_none_or(|at| now >= at)
     }
 
+    /// The last attempt failed and nothing was written since: the outage goes on.
+    pub(crate) fn in_outage(&self) -> bool {
+        self.reported
+    }
+
     /// When a failed file will be tried again.
     pub(crate) fn retry_at(&self) -> Option<Instant> {
         self.retry_at

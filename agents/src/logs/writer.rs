@@ -396,12 +396,11 @@ impl Writer {
         errors
     }
 
-    /// Files failing now, waiting for their retry.
+    /// Files whose last attempt failed and that nothing was written to since.
     pub fn failing(&self) -> Vec<&Path> {
-        let now = self.now.mono;
         self.files
             .iter()
-            .filter(|f| !f.sink.ready(now))
+            .filter(|f| f.sink.in_outage())
             .map(|f| f.sink.path.as_path())
             .collect()
     }

@@ -5,6 +5,7 @@ use crate::state::God;
 use std::collections::HashSet;
 use std::sync::Arc;
 use zpm_proto::commands::{Held, Hello, Interest, ProcCommand, SpawnCommand};
+use zpm_proto::logfiles::LogProblems;
 use zpm_proto::method::{agent, proc};
 use zpm_proto::metrics::MetricsReport;
 use zpm_proto::{AgentInfo, Pong, ProcessReport, Role, Vitals};
@@ -144,6 +145,18 @@ pub async fn metrics(god: Arc<God>, report: MetricsReport, ctx: Ctx) -> Result<(
     god.registry().seen(&ctx.peer, None);
     god.table().apply_metrics(&report.apps);
     god.publish(zpm_proto::topics::METRICS, &report).await;
+    Ok(())
+}
+
+/// The logs agent's files failing now (bounded: a few hundred kept).
+pub async fn log_problems(
+    god: Arc<God>,
+    mut report: LogProblems,
+    ctx: Ctx,
+) -> Result<(), RpcError> {
+    god.registry().seen(&ctx.peer, None);
+    report.problems.truncate(256);
+    god.set_log_problems(report.problems);
     Ok(())
 }
 

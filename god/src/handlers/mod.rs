@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
-use zpm_proto::method::{agent, app, god};
+use zpm_proto::method::{agent, app, god, logs};
 use zpm_proto::validate::Invalid;
 use zpm_rpc::{Ctx, RpcError, ServerBuilder};
 
@@ -52,5 +52,6 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<agent::Report, _, _>(on(&god, agents::report))
         .handle::<agent::Publish, _, _>(on(&god, agents::publish))
         .handle::<agent::Metrics, _, _>(on(&god, agents::metrics))
+        .handle::<logs::Problems, _, _>(on(&god, agents::log_problems))
         .handle::<agent::MemoryRestart, _, _>(on(&god, apps::memory_restart))
 }
