@@ -37,7 +37,7 @@ pub struct LogLimits {
 }
 
 impl LogLimits {
-    pub const DEFAULT_PER_STREAM_BYTES: usize = 256 * 1024;
+    pub const DEFAULT_PER_STREAM_BYTES: usize = 1024 * 1024;
     pub const DEFAULT_CONSUMER_TTL: Duration = Duration::from_secs(5);
 }
 
