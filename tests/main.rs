@@ -10,6 +10,7 @@ mod first_hour;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod logs_cli;
 mod logs_fetch;
 mod metrics;
 mod monit;

@@ -3,6 +3,7 @@
 use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, status_name};
 use std::time::{Duration, UNIX_EPOCH};
 use zpm_proto::commands::AppDescription;
+use zpm_proto::logfiles::{LogFormat, LogTarget, Rotation};
 use zpm_proto::{RestartReason, RestartRecord};
 
 pub fn describe_table(app: &AppDescription) -> String {
@@ -14,7 +15,7 @@ pub fn describe_table(app: &AppDescription) -> String {
         .map(|(k, v)| printable(&format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join("\n");
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("id", info.id.to_string()),
         ("name", printable(&info.name)),
         ("namespace", printable(&info.namespace)),
@@ -53,15 +54,51 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("stop exit codes", format!("{:?}", spec.stop_exit_codes)),
         ("kill signal", printable(&spec.kill_signal)),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
-        (
-            "env (set for the app)",
-            if env.is_empty() { "-".to_owned() } else { env },
-        ),
     ];
+    rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
+    rows.push((
+        "env (set for the app)",
+        if env.is_empty() { "-".to_owned() } else { env },
+    ));
     for (key, value) in rows {
         table.add_row([key.to_owned(), value]);
     }
     table.to_string()
+}
+
+/// Where its output goes, as God resolved it (`app.describe`'s `logs`).
+fn log_rows(target: &LogTarget) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("out log", printable(&target.out_file)),
+        ("error log", printable(&target.error_file)),
+    ];
+    if let Some(combined) = &target.log_file {
+        rows.push(("combined log", printable(combined)));
+    }
+    let format = match target.format {
+        LogFormat::Raw => "raw",
+        LogFormat::Json => "json",
+    };
+    let format = match &target.date_format {
+        Some(pattern) => format!("{format}, time {}", printable(pattern)),
+        None => format.to_owned(),
+    };
+    rows.push(("log format", format));
+    rows.push(("rotation", rotation(&target.rotation)));
+    rows
+}
+
+/// `10.0mb, keep 30, gzip` or `never`.
+fn rotation(rotation: &Rotation) -> String {
+    let Some(max) = rotation.max_size else {
+        return "never".to_owned();
+    };
+    let gzip = if rotation.compress { ", gzip" } else { "" };
+    format!(
+        "past {}, keep {}{gzip}",
+        bytesize_short(max),
+        rotation.retain
+    )
 }
 
 /// One line per recorded restart, oldest first: when, and why.
