@@ -93,6 +93,14 @@ fn instances_get_an_id_suffix_unless_logs_are_merged() {
     assert_eq!(merged, ["instance 0", "instance 1"]);
     assert!(!zpm.path("logs/split-out.log").exists());
     assert!(!zpm.path("logs/merged-out-2.log").exists());
+    // `zpm logs` shows a shared file once, each instance's own file each.
+    let shown = zpm.ok(&["logs", "merged", "--nostream", "--raw", "--out"]);
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    let shown = zpm.ok(&["logs", "split", "--nostream", "--out"]);
+    let headers: Vec<&str> = shown.lines().filter(|l| l.ends_with("lines:")).collect();
+    assert_eq!(headers.len(), 2, "{shown}");
+    assert!(shown.contains("\n0|split | instance 0\n"), "{shown}");
+    assert!(shown.contains("\n1|split | instance 1\n"), "{shown}");
 }
 
 #[test]

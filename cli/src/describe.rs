@@ -139,3 +139,46 @@ fn reason(reason: &RestartReason) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> LogTarget {
+        LogTarget {
+            id: 3,
+            name: "api".into(),
+            instance: 0,
+            out_file: "/l/api-out.log".into(),
+            error_file: "/dev/null".into(),
+            log_file: None,
+            format: LogFormat::Raw,
+            date_format: None,
+            rotation: Rotation::default(),
+        }
+    }
+
+    #[test]
+    fn log_rows_show_files_format_and_rotation() {
+        let plain = log_rows(&target());
+        let keys: Vec<&str> = plain.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["out log", "error log", "log format", "rotation"]);
+        assert_eq!(plain[1].1, "/dev/null");
+        assert_eq!((plain[2].1.as_str(), plain[3].1.as_str()), ("raw", "never"));
+        let full = LogTarget {
+            log_file: Some("/l/api\n.log".into()),
+            format: LogFormat::Json,
+            date_format: Some("%H:%M".into()),
+            rotation: Rotation {
+                max_size: Some(10 << 20),
+                retain: 5,
+                compress: true,
+            },
+            ..target()
+        };
+        let full = log_rows(&full);
+        assert_eq!(full[2], ("combined log", r"/l/api\n.log".to_owned()));
+        assert_eq!(full[3].1, "json, time %H:%M");
+        assert_eq!(full[4].1, "past 10.0mb, keep 5, gzip");
+    }
+}
