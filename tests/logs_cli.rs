@@ -253,14 +253,8 @@ fn follow(zpm: &Zpm, args: &[&str]) -> Follower {
     Follower(child)
 }
 
-#[test]
-fn logs_follows_lines_printed_after_it_attached() {
-    let zpm = Zpm::new();
-    let body = "#!/bin/sh\ni=0\nwhile :; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done\n";
-    start(&zpm, "ticker", body, &[]);
-    let out = zpm.path("logs/ticker-out.log");
-    wait_lines(&out, 3);
-    let mut follower = follow(&zpm, &["ticker", "--lines", "1", "--out"]);
+/// The follower's stdout, line by line, read on a thread.
+fn lines_of(follower: &mut Follower) -> mpsc::Receiver<String> {
     let stdout = follower.0.stdout.take().unwrap();
     let (lines, seen) = mpsc::channel();
     std::thread::spawn(move || {
@@ -270,6 +264,18 @@ fn logs_follows_lines_printed_after_it_attached() {
             }
         }
     });
+    seen
+}
+
+#[test]
+fn logs_follows_lines_printed_after_it_attached() {
+    let zpm = Zpm::new();
+    let body = "#!/bin/sh\ni=0\nwhile :; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done\n";
+    start(&zpm, "ticker", body, &[]);
+    let out = zpm.path("logs/ticker-out.log");
+    wait_lines(&out, 3);
+    let mut follower = follow(&zpm, &["ticker", "--lines", "1", "--out"]);
+    let seen = lines_of(&mut follower);
     // `zpm logs` subscribes before it reads the last lines: once they are printed, every
     // tick the file has not reached yet is printed after it attached.
     let wait = crate::harness::DEADLINE;
@@ -466,4 +472,104 @@ fn bad_log_options_are_refused_naming_the_key() {
     let refused = start_raw(&zpm, spec(json!({"log_file": long})));
     assert!(refused.message.contains("logs.log_file"), "{refused}");
     assert!(zpm.ls().is_empty(), "nothing was started");
+}
+
+/// What a flood looks like through `zpm logs`: numbers, or markers of lost lines.
+#[derive(Debug)]
+enum Seen {
+    Number(u64),
+    Lost(u64),
+    Dropped,
+    Done,
+}
+
+fn parse_flood(line: &str) -> Seen {
+    if line.starts_with("[zpm] ") && line.ends_with(" log events dropped (out of credit)") {
+        // The bus's own report: the lines it stands for are marked where they were.
+        return Seen::Dropped;
+    }
+    let body = line
+        .strip_prefix("0|flood | ")
+        .unwrap_or_else(|| panic!("not prefixed: {line:?}"));
+    if body == "done" {
+        return Seen::Done;
+    }
+    if let Some(lost) = body.strip_prefix("[zpm] ") {
+        let n = lost
+            .strip_suffix(" lines dropped")
+            .expect("a lost-lines marker");
+        return Seen::Lost(n.parse().unwrap());
+    }
+    Seen::Number(body.parse().expect("a number"))
+}
+
+/// Every number follows the one before, except across a marker, whose count matches the
+/// numbers missing (give or take the line cut at each end of the hole, shown in part).
+fn check_flood(seen: &[Seen]) {
+    let mut last: Option<u64> = None;
+    let mut marked: Option<u64> = None;
+    for (i, item) in seen.iter().enumerate() {
+        match (item, last) {
+            (Seen::Lost(n), _) => marked = Some(*n),
+            (Seen::Number(n), None) => last = Some(*n),
+            (Seen::Number(n), Some(p)) if *n == p + 1 => last = Some(*n),
+            (Seen::Number(n), Some(p)) if *n > p && marked.is_some() => {
+                let (missing, reported) = (n - p - 1, marked.take().unwrap_or(0));
+                assert!(
+                    missing + 1 >= reported && missing <= reported + 1,
+                    "{missing} numbers missing after {p}, {reported} reported"
+                );
+                last = Some(*n);
+            }
+            // A line cut by a hole: next to a marker.
+            (Seen::Number(_), Some(_)) => {
+                let by_marker = marked.is_some() || matches!(seen.get(i + 1), Some(Seen::Lost(_)));
+                assert!(by_marker, "{item:?} after {last:?} at {i}, no marker near");
+            }
+            (Seen::Done | Seen::Dropped, _) => {}
+        }
+    }
+}
+
+#[test]
+fn a_flood_streams_in_order_and_every_loss_is_marked() {
+    let zpm = Zpm::new();
+    let go = zpm.path("go");
+    let body = format!(
+        "#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.05; done\nseq 1 2000000\nsleep 0.5\n\
+         echo done\nexec sleep 1000\n",
+        go.display()
+    );
+    start(&zpm, "flood", &body, &[]);
+    let mut follower = follow(&zpm, &["flood", "--lines", "1", "--out"]);
+    let lines = lines_of(&mut follower);
+    let wait = Duration::from_secs(60);
+    let header = lines.recv_timeout(wait).unwrap();
+    assert!(header.ends_with("last 1 lines:"), "{header}");
+    std::fs::write(&go, "").unwrap();
+    let mut seen = Vec::new();
+    // The first line may be the end of one cut where the stream was joined.
+    lines.recv_timeout(wait).unwrap();
+    loop {
+        let line = lines.recv_timeout(wait).expect("the flood, then done");
+        seen.push(parse_flood(&line));
+        if matches!(seen.last(), Some(Seen::Done)) {
+            break;
+        }
+    }
+    check_flood(&seen);
+    let numbers = seen.iter().filter(|s| matches!(s, Seen::Number(_))).count();
+    assert!(numbers > 1000, "the stream went on: {numbers} lines");
+    // The end: the last number, or a marker accounting for the lines after it.
+    let kept: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| !matches!(s, Seen::Dropped))
+        .collect();
+    let end = &kept[kept.len().saturating_sub(3)..];
+    let whole = match end {
+        [.., Seen::Number(n), Seen::Done] => *n == 2_000_000,
+        [Seen::Number(n), Seen::Lost(lost), Seen::Done] => (2_000_000 - n).abs_diff(*lost) <= 1,
+        _ => false,
+    };
+    assert!(whole, "the end of the flood: {end:?}");
 }

@@ -119,7 +119,7 @@ fn show<W: Write>(
                 return Ok(());
             };
             if chosen.as_ref().is_none_or(|ids| ids.contains(&log.data.id)) {
-                lines.accept(&log.data, std::time::Instant::now(), printer)?;
+                lines.accept(log.data, std::time::Instant::now(), printer)?;
             }
             Ok(())
         }
