@@ -347,3 +347,36 @@ async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn start_args(words: &[&str]) -> StartArgs {
+        let cli = crate::cli::Cli::try_parse_from(["zpm", "start"].iter().chain(words)).unwrap();
+        match cli.command {
+            Command::Start(args) => *args,
+            other => panic!("not start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_options_shape_a_new_app() {
+        let args = start_args(&["api", "--time", "-o", "o.log", "--log"]);
+        assert_eq!(args.logs.log.as_deref(), Some(""), "--log without a file");
+        assert_eq!(new_app_options(&args), ["--output", "--log", "--time"]);
+        let logs = log_options(&args.logs);
+        assert_eq!(
+            (logs.out_file.as_deref(), logs.time),
+            (Some("o.log"), Some(true))
+        );
+        let args = start_args(&["api", "--log=all.log", "--log-type", "json", "--merge-logs"]);
+        assert_eq!(args.logs.log.as_deref(), Some("all.log"));
+        assert_eq!(
+            new_app_options(&args),
+            ["--log", "--merge-logs", "--log-type"]
+        );
+        assert!(new_app_options(&start_args(&["api"])).is_empty());
+    }
+}
