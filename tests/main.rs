@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod lifecycle;
 mod logs_agent;
+mod logs_cli;
 mod logs_fetch;
 mod metrics;
 mod monit;

@@ -34,6 +34,13 @@ pub enum Command {
     Ls(JsonArg),
     /// Show everything about apps.
     Describe(TargetArgs),
+    /// Print the last lines of apps' output (all apps without a target), then new lines
+    /// as they come; Ctrl-C to stop.
+    Logs(LogsArgs),
+    /// Empty apps' log files (every app's without a target).
+    Flush(FlushArgs),
+    /// Reopen every log file, e.g. after an external logrotate moved them.
+    ReloadLogs(JsonArg),
     /// Send a signal to apps, e.g. `zpm signal SIGUSR2 api`.
     Signal {
         signal: String,
@@ -122,6 +129,58 @@ pub struct TargetArgs {
 }
 
 #[derive(Args, Debug)]
+#[allow(clippy::struct_excessive_bools)] // PM2's flags, each a switch
+pub struct LogsArgs {
+    /// App ids, app names, namespaces or `all` (default: every app).
+    #[arg(value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// How many of the last lines of each file to print first.
+    #[arg(long, default_value_t = 15, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub lines: u32,
+    /// Print the last lines and exit, without following.
+    #[arg(long)]
+    pub nostream: bool,
+    /// Only stdout.
+    #[arg(long, conflicts_with = "err")]
+    pub out: bool,
+    /// Only stderr.
+    #[arg(long)]
+    pub err: bool,
+    /// Lines only, without the `ID|NAME |` prefix and headers.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// One JSON object per line: {id, name, stream, message, message_b64?, timestamp?}.
+    #[arg(long)]
+    pub json: bool,
+    /// Prefix each line with the time it was received (strftime FORMAT, default ISO 8601).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true,
+          default_missing_value = zpm_proto::logfiles::TIME_FORMAT)]
+    pub timestamp: Option<String>,
+}
+
+impl LogsArgs {
+    /// `--out` / `--err`: one stream; neither: both.
+    pub fn stream(&self) -> Option<zpm_proto::LogStream> {
+        match (self.out, self.err) {
+            (true, _) => Some(zpm_proto::LogStream::Out),
+            (_, true) => Some(zpm_proto::LogStream::Err),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FlushArgs {
+    /// App ids, app names, namespaces or `all` (default: every app).
+    #[arg(value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// Print JSON (`{ids, files}`) instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct StartArgs {
     /// Script, executable, command (quoted, with spaces), or ecosystem file (.json, .yaml,
     /// .toml, .config.js); or existing apps (ids, names, namespaces) to start again.
@@ -173,10 +232,50 @@ pub struct StartArgs {
     /// Use the `env_<NAME>` block of the ecosystem file, as in PM2.
     #[arg(long = "env", value_name = "NAME")]
     pub env_name: Option<String>,
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Arguments for the app.
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// PM2's log options of `zpm start`. Relative paths are relative to the app's cwd.
+#[derive(Args, Debug, Default)]
+pub struct LogArgs {
+    /// Write the app's stdout to FILE (default `$ZPM_HOME/logs/NAME-out.log`;
+    /// `/dev/null` discards it).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<String>,
+    /// Write the app's stderr to FILE (default `$ZPM_HOME/logs/NAME-error.log`).
+    #[arg(short = 'e', long = "error", value_name = "FILE")]
+    pub error: Option<String>,
+    /// Also write stdout and stderr, line by line, to one file: FILE, or without a value
+    /// `$ZPM_HOME/logs/NAME.log` (put `--log` after the script, or write `--log=FILE`).
+    #[arg(short = 'l', long = "log", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub log: Option<String>,
+    /// Every instance writes the same files (no `-ID` suffix with several instances).
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// Prefix each line with its time (`log_date_format`, or ISO 8601 with milliseconds).
+    #[arg(long)]
+    pub time: bool,
+    /// Prefix each line with its time in this strftime format, e.g. "%Y-%m-%d %H:%M:%S".
+    #[arg(long, value_name = "FMT")]
+    pub log_date_format: Option<String>,
+    /// `raw` (the bytes as written; the default) or `json` (one JSON object per line).
+    #[arg(long, value_name = "TYPE", value_parser = parse_log_type)]
+    pub log_type: Option<zpm_proto::logfiles::LogFormat>,
+}
+
+/// `raw` or `json`.
+pub fn parse_log_type(text: &str) -> Result<zpm_proto::logfiles::LogFormat, String> {
+    use zpm_proto::logfiles::LogFormat;
+    match text {
+        "raw" => Ok(LogFormat::Raw),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{text:?} is not a log type: `raw` or `json`")),
+    }
 }

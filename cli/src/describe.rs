@@ -3,6 +3,7 @@
 use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, status_name};
 use std::time::{Duration, UNIX_EPOCH};
 use zpm_proto::commands::AppDescription;
+use zpm_proto::logfiles::{LogFormat, LogTarget, Rotation};
 use zpm_proto::{RestartReason, RestartRecord};
 
 pub fn describe_table(app: &AppDescription) -> String {
@@ -14,7 +15,7 @@ pub fn describe_table(app: &AppDescription) -> String {
         .map(|(k, v)| printable(&format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join("\n");
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("id", info.id.to_string()),
         ("name", printable(&info.name)),
         ("namespace", printable(&info.namespace)),
@@ -53,15 +54,51 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("stop exit codes", format!("{:?}", spec.stop_exit_codes)),
         ("kill signal", printable(&spec.kill_signal)),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
-        (
-            "env (set for the app)",
-            if env.is_empty() { "-".to_owned() } else { env },
-        ),
     ];
+    rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
+    rows.push((
+        "env (set for the app)",
+        if env.is_empty() { "-".to_owned() } else { env },
+    ));
     for (key, value) in rows {
         table.add_row([key.to_owned(), value]);
     }
     table.to_string()
+}
+
+/// Where its output goes, as God resolved it (`app.describe`'s `logs`).
+fn log_rows(target: &LogTarget) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("out log", printable(&target.out_file)),
+        ("error log", printable(&target.error_file)),
+    ];
+    if let Some(combined) = &target.log_file {
+        rows.push(("combined log", printable(combined)));
+    }
+    let format = match target.format {
+        LogFormat::Raw => "raw",
+        LogFormat::Json => "json",
+    };
+    let format = match &target.date_format {
+        Some(pattern) => format!("{format}, time {}", printable(pattern)),
+        None => format.to_owned(),
+    };
+    rows.push(("log format", format));
+    rows.push(("rotation", rotation(&target.rotation)));
+    rows
+}
+
+/// `10.0mb, keep 30, gzip` or `never`.
+fn rotation(rotation: &Rotation) -> String {
+    let Some(max) = rotation.max_size else {
+        return "never".to_owned();
+    };
+    let gzip = if rotation.compress { ", gzip" } else { "" };
+    format!(
+        "past {}, keep {}{gzip}",
+        bytesize_short(max),
+        rotation.retain
+    )
 }
 
 /// One line per recorded restart, oldest first: when, and why.
@@ -100,5 +137,48 @@ fn reason(reason: &RestartReason) -> String {
         RestartReason::Errored { restarts } => {
             format!("errored: crash loop, gave up after {restarts} restarts")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> LogTarget {
+        LogTarget {
+            id: 3,
+            name: "api".into(),
+            instance: 0,
+            out_file: "/l/api-out.log".into(),
+            error_file: "/dev/null".into(),
+            log_file: None,
+            format: LogFormat::Raw,
+            date_format: None,
+            rotation: Rotation::default(),
+        }
+    }
+
+    #[test]
+    fn log_rows_show_files_format_and_rotation() {
+        let plain = log_rows(&target());
+        let keys: Vec<&str> = plain.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["out log", "error log", "log format", "rotation"]);
+        assert_eq!(plain[1].1, "/dev/null");
+        assert_eq!((plain[2].1.as_str(), plain[3].1.as_str()), ("raw", "never"));
+        let full = LogTarget {
+            log_file: Some("/l/api\n.log".into()),
+            format: LogFormat::Json,
+            date_format: Some("%H:%M".into()),
+            rotation: Rotation {
+                max_size: Some(10 << 20),
+                retain: 5,
+                compress: true,
+            },
+            ..target()
+        };
+        let full = log_rows(&full);
+        assert_eq!(full[2], ("combined log", r"/l/api\n.log".to_owned()));
+        assert_eq!(full[3].1, "json, time %H:%M");
+        assert_eq!(full[4].1, "past 10.0mb, keep 5, gzip");
     }
 }

@@ -7,6 +7,7 @@ mod describe;
 mod ecosystem;
 mod events;
 mod home;
+mod logs;
 mod monit;
 mod output;
 mod processes;

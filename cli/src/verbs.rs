@@ -1,9 +1,9 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, SaveArgs, StartArgs, TargetArgs};
+use crate::cli::{Command, LogArgs, SaveArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{StartOptions, resolve_start};
+use crate::ecosystem::{LogDraft, StartOptions, resolve_start};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -19,7 +19,10 @@ use zpm_rpc::{CallError, Client, ErrorCode, Method, NoParams};
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
 const VERB_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn call<M: Method>(client: &Client, params: &M::Params) -> anyhow::Result<M::Output> {
+pub(crate) async fn call<M: Method>(
+    client: &Client,
+    params: &M::Params,
+) -> anyhow::Result<M::Output> {
     match client.call_method::<M>(params, VERB_TIMEOUT).await {
         Ok(result) => Ok(result),
         Err(CallError::Remote(e)) => bail!("{}", e.message),
@@ -36,6 +39,9 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
+        Command::Logs(args) => crate::logs::run(home, args).await,
+        Command::Flush(args) => crate::logs::flush(home, args).await,
+        Command::ReloadLogs(a) => crate::logs::reload(home, a.json).await,
         Command::Signal {
             signal,
             target,
@@ -134,7 +140,21 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         env_files: args.env_files.clone(),
         env_name: args.env_name.clone(),
         args: args.args.clone(),
+        logs: log_options(&args.logs),
     })
+}
+
+fn log_options(args: &LogArgs) -> LogDraft {
+    LogDraft {
+        out_file: args.output.clone(),
+        error_file: args.error.clone(),
+        log_file: args.log.clone(),
+        merge_logs: args.merge_logs.then_some(true),
+        date_format: args.log_date_format.clone(),
+        time: args.time.then_some(true),
+        format: args.log_type,
+        ..LogDraft::default()
+    }
 }
 
 /// `zpm start TARGET…`, in PM2's order: an existing file is a script or ecosystem file;
@@ -224,6 +244,13 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.interpreter.is_some(), "--interpreter"),
         (!args.env_vars.is_empty(), "--env-var"),
         (args.env_name.is_some(), "--env"),
+        (args.logs.output.is_some(), "--output"),
+        (args.logs.error.is_some(), "--error"),
+        (args.logs.log.is_some(), "--log"),
+        (args.logs.merge_logs, "--merge-logs"),
+        (args.logs.time, "--time"),
+        (args.logs.log_date_format.is_some(), "--log-date-format"),
+        (args.logs.log_type.is_some(), "--log-type"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()
@@ -319,4 +346,37 @@ async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn start_args(words: &[&str]) -> StartArgs {
+        let cli = crate::cli::Cli::try_parse_from(["zpm", "start"].iter().chain(words)).unwrap();
+        match cli.command {
+            Command::Start(args) => *args,
+            other => panic!("not start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_options_shape_a_new_app() {
+        let args = start_args(&["api", "--time", "-o", "o.log", "--log"]);
+        assert_eq!(args.logs.log.as_deref(), Some(""), "--log without a file");
+        assert_eq!(new_app_options(&args), ["--output", "--log", "--time"]);
+        let logs = log_options(&args.logs);
+        assert_eq!(
+            (logs.out_file.as_deref(), logs.time),
+            (Some("o.log"), Some(true))
+        );
+        let args = start_args(&["api", "--log=all.log", "--log-type", "json", "--merge-logs"]);
+        assert_eq!(args.logs.log.as_deref(), Some("all.log"));
+        assert_eq!(
+            new_app_options(&args),
+            ["--log", "--merge-logs", "--log-type"]
+        );
+        assert!(new_app_options(&start_args(&["api"])).is_empty());
+    }
 }

@@ -6,6 +6,7 @@ mod agent;
 mod app;
 pub mod commands;
 pub mod logfiles;
+pub mod logline;
 mod logs;
 pub mod method;
 pub mod metrics;

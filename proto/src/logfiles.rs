@@ -9,6 +9,11 @@ use std::path::Path;
 /// A file path meaning "discard": such a file is never opened nor rotated.
 pub const DISCARD: &str = "/dev/null";
 
+/// The timestamp pattern of PM2's `--time` (and `time: true`) when no `log_date_format`
+/// is given, and of `zpm logs --timestamp`: ISO 8601 / RFC 3339 with milliseconds and the
+/// local offset, e.g. `2026-11-30T09:06:29.123+01:00`.
+pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
+
 /// Where and how one app instance's output is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogTarget {

@@ -7,6 +7,12 @@ use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
+mod logs;
+pub use logs::{
+    MAX_DATE_FORMAT_BYTES, MAX_LOG_PATH_BYTES, MAX_LOG_RETAIN, MIN_LOG_MAX_SIZE, app_logs,
+    date_format, log_max_size, log_path, log_retain,
+};
+
 /// Longest app name or namespace, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Most instances of one app (`instances`, `app.scale`).
@@ -219,6 +225,7 @@ fn text_bytes(spec: &AppSpec) -> usize {
             .iter()
             .map(|(name, value)| name.len() + value.len())
             .sum::<usize>()
+        + logs::text_bytes(&spec.logs)
 }
 
 /// Every rule for one app.
@@ -250,7 +257,8 @@ pub fn app_spec(spec: &AppSpec) -> Result<(), Invalid> {
         spec.exp_backoff_restart_delay_ms,
     )?;
     duration("kill_timeout_ms", spec.kill_timeout_ms)?;
-    memory_limit(spec.max_memory_restart)
+    memory_limit(spec.max_memory_restart)?;
+    app_logs(&spec.logs)
 }
 
 /// Below this an app could not even start (and 0 would restart it forever).

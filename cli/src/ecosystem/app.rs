@@ -107,6 +107,7 @@ impl Walk {
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),
             "exec_mode" => exec_mode(field, warnings)?,
+            _ if d.logs.read(field)? => {}
             key => match key.strip_prefix("env_") {
                 Some(block) => {
                     let env = field.env()?;

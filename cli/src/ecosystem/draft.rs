@@ -1,7 +1,7 @@
 //! An app before resolution: what the file or the command line said, command-line options
 //! on top; `finish` turns it into an `AppSpec` (program, cwd, env, validation).
 
-use super::{StartOptions, env_file, program, validate};
+use super::{LogDraft, StartOptions, env_file, program, validate};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,7 @@ pub(super) struct Draft {
     pub stop_exit_codes: Option<Vec<i32>>,
     pub kill_signal: Option<String>,
     pub namespace: Option<String>,
+    pub logs: LogDraft,
 }
 
 impl Draft {
@@ -87,6 +88,7 @@ impl Draft {
         if !options.args.is_empty() {
             self.args.clone_from(&options.args);
         }
+        self.logs.overlay(&options.logs);
     }
 
     /// The final spec; errors and warnings carry the draft's context.
@@ -129,6 +131,7 @@ impl Draft {
             spec.kill_signal = validate::signal(signal)?;
         }
         self.copy_restart_policy(&mut spec);
+        spec.logs = self.logs.resolve(&spec.cwd)?;
         validate::spec(&spec)?;
         Ok(spec)
     }

@@ -7,6 +7,7 @@ mod env_file;
 mod fields;
 mod js;
 mod load;
+mod logs;
 mod program;
 mod validate;
 
@@ -14,6 +15,7 @@ mod validate;
 mod tests;
 
 use draft::Draft;
+pub use logs::LogDraft;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,8 @@ pub struct StartOptions {
     pub env_name: Option<String>,
     /// Arguments after `--`.
     pub args: Vec<String>,
+    /// `-o`, `-e`, `-l`, `--merge-logs`, `--time`, `--log-date-format`, `--log-type`.
+    pub logs: LogDraft,
 }
 
 /// What resolution produced: the specs, plus warnings to print on stderr (e.g. unknown keys).

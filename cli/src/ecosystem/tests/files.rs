@@ -160,6 +160,7 @@ fn command_line_overrides_file_values() {
         env_name: None,
         env_files: Vec::new(),
         args: vec![s("b"), s("c")],
+        logs: crate::ecosystem::LogDraft::default(),
     };
     let app = &resolve(&dir, "apps.json", &options).unwrap().apps[0];
     assert_eq!(app.name, "renamed");

@@ -3,6 +3,7 @@
 mod env_files;
 mod files;
 mod js_files;
+mod logs;
 mod parse;
 mod targets;
 
