@@ -93,6 +93,10 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
     });
     hub.register(ID);
     let _server = serve_logs(Arc::clone(&hub), &endpoint).await.unwrap();
+    // Claim the consumer role before the child writes: without a consumer attached, a full
+    // buffer drops its oldest bytes, and a loaded machine may fill it before our first fetch.
+    let client = client(&endpoint);
+    claim_consumer(&client).await;
 
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
@@ -111,7 +115,6 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
         tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Err, child.stderr.take().unwrap()));
     let exited = tokio::spawn(async move { child.wait().await.unwrap() });
 
-    let client = client(&endpoint);
     let mut cursors: HashMap<LogStream, u64> = HashMap::new();
     let mut got: HashMap<LogStream, Vec<u8>> = HashMap::new();
     let mut fetches = 0u64;
@@ -300,4 +303,18 @@ fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
         .iter()
         .find(|(k, _)| k.as_str() == Some(key))
         .map(|(_, v)| v)
+}
+
+/// One fetch with `consume` that returns at once: the role is ours from then on.
+async fn claim_consumer(client: &Client) {
+    let claim = LogsFetch {
+        epoch: None,
+        after: vec![],
+        max_bytes: 1,
+        wait_ms: 0,
+        consume: true,
+    };
+    fetch_logs(client, &claim, Duration::from_secs(30))
+        .await
+        .unwrap();
 }

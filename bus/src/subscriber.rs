@@ -27,6 +27,9 @@ pub struct SubscriberOptions {
     pub prefixes: Vec<String>,
     /// Events the publisher may send ahead of consumption.
     pub credit: u32,
+    /// Bytes (topic + payload) the publisher may send ahead of consumption; it caps this
+    /// at its own maximum (8 MiB by default).
+    pub credit_bytes: u64,
     pub version: u32,
     /// How often to tell the publisher we are alive (well below its silence timeout).
     pub heartbeat: Duration,
@@ -41,6 +44,7 @@ impl Default for SubscriberOptions {
             // Covers ~10 ms of events at 300k/s: credit returns can lag that much on a
             // loaded 2-core box without the publisher running dry (measured: 1000 did not).
             credit: 4096,
+            credit_bytes: 8 * 1024 * 1024,
             version: 1,
             heartbeat: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
@@ -72,6 +76,7 @@ pub struct Subscriber {
     link: Option<Link>,
     send: Arc<Mutex<Option<DealerSendHalf>>>,
     consumed: u32,
+    consumed_bytes: u64,
     gaps: SeqTracker,
     stats: SubscriberStats,
     heartbeat: JoinHandle<()>,
@@ -93,6 +98,7 @@ impl Subscriber {
             link: None,
             send,
             consumed: 0,
+            consumed_bytes: 0,
             gaps: SeqTracker::default(),
             stats: SubscriberStats::default(),
             heartbeat,
@@ -139,7 +145,8 @@ impl Subscriber {
                 }
                 continue;
             };
-            self.return_credit().await;
+            let bytes = message.iter().map(|frame| frame.len() as u64).sum();
+            self.return_credit(bytes).await;
             if let Some(event) = self.accept(message).await {
                 return Ok(Some(event));
             }
@@ -202,10 +209,16 @@ impl Subscriber {
         Some(event)
     }
 
-    /// Returns credit in batches of a quarter window so credit traffic stays small.
-    async fn return_credit(&mut self) {
+    /// Returns credit in batches of a quarter window — of the event window or of the byte
+    /// window, whichever fills first (large events exhaust the bytes long before the
+    /// count: returning by count alone would stall the stream for good).
+    async fn return_credit(&mut self, bytes: u64) {
         self.consumed += 1;
-        if self.consumed >= (self.options.credit / 4).max(1) {
+        self.consumed_bytes += bytes;
+        let by_count = self.consumed >= (self.options.credit / 4).max(1);
+        let by_bytes = self.consumed_bytes >= (self.options.credit_bytes / 4).max(1);
+        if by_count || by_bytes {
+            self.consumed_bytes = 0;
             let n = std::mem::take(&mut self.consumed);
             self.control(&Control::Credit { n }).await;
             // zmq.rs writes the credit from its own connection task. While events are
@@ -218,11 +231,12 @@ impl Subscriber {
 
     async fn subscribe(&mut self) {
         self.consumed = 0;
+        self.consumed_bytes = 0;
         let subscribe = Control::Subscribe {
             v: self.options.version,
             prefixes: self.options.prefixes.clone(),
             credit: self.options.credit,
-            credit_bytes: 0,
+            credit_bytes: self.options.credit_bytes,
         };
         self.control(&subscribe).await;
     }

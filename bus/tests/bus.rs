@@ -313,3 +313,21 @@ async fn subscriber_follows_a_restarted_publisher() {
     assert_eq!(topic, "b");
     assert_eq!(connections, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_keep_flowing_under_a_large_event_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = publisher(&dir, Duration::from_secs(10)).await;
+    // The byte window (8 MiB) fills after ~32 of these, long before 4096 events: credit
+    // must go back by bytes too, or the stream stops for good.
+    let mut sub = subscriber(&dir, &["big"], 4096).await;
+    wait_subscribers(&publisher, 1).await;
+    let body = serde_bytes::ByteBuf::from(vec![7_u8; 256 * 1024]);
+    // In lock-step: the subscriber keeps up, so every event must arrive.
+    for got in 0..200 {
+        publisher.publish("big", &body).await.unwrap();
+        let event = sub.recv_raw(T).await.unwrap();
+        assert!(event.is_some(), "stalled after {got} events");
+    }
+    assert_eq!(sub.stats().gaps, 0);
+}

@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 pub mod guard;
 mod handler;
+mod lanes;
 mod method;
 mod scan;
 mod server;

@@ -5,6 +5,7 @@ use crate::envelope::{ENVELOPE_VERSION, encode_error_reply, encode_message, enco
 use crate::error::{BindError, ErrorCode, RpcError};
 use crate::guard::{Guard, GuardCounters, GuardLimits, GuardStats, Ledger, Peer, bind_endpoint};
 use crate::handler::{Ctx, Handler, erase};
+use crate::lanes::Lanes;
 use crate::method::Method;
 use crate::scan::{Envelope, Incoming, RawId, ScanLimits, decode_incoming};
 use bytes::Bytes;
@@ -38,6 +39,8 @@ pub struct ServerStats {
     pub replies_undeliverable: AtomicU64,
     /// Messages from peers the guard does not know (already gone).
     pub dropped_unknown_peer: AtomicU64,
+    /// Notifications dropped because their peer had 1024 queued already.
+    pub dropped_notifications: AtomicU64,
 }
 
 impl ServerStats {
@@ -152,6 +155,7 @@ impl ServerBuilder {
                 ledger: Arc::clone(&ledger),
             },
             permits: Arc::new(Semaphore::new(self.max_in_flight)),
+            lanes: Lanes::default(),
         });
         let task = tokio::spawn(serve(recv, Arc::clone(&shared)));
         Ok(Server {
@@ -303,6 +307,8 @@ struct Dispatch {
     stats: Arc<ServerStats>,
     pusher: Pusher,
     permits: Arc<Semaphore>,
+    /// Each peer's notifications, in order.
+    lanes: Lanes,
 }
 
 async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
@@ -337,14 +343,22 @@ async fn serve(mut recv: RouterRecvHalf, shared: Arc<Dispatch>) {
         let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
             return;
         };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            shared.handle(&peer, frames, payload, incoming).await;
-            if is_request {
-                peer.end_request();
+        let identity = frames[0].clone();
+        let job = {
+            let shared = Arc::clone(&shared);
+            async move {
+                shared.handle(&peer, frames, payload, incoming).await;
+                if is_request {
+                    peer.end_request();
+                }
+                drop(permit);
             }
-            drop(permit);
-        });
+        };
+        if is_request {
+            tokio::spawn(job);
+        } else if !shared.lanes.push(&identity, Box::pin(job)) {
+            ServerStats::bump(&shared.stats.dropped_notifications);
+        }
     }
 }
 

@@ -66,10 +66,7 @@ pub(crate) struct Source<'a> {
 
 /// Appends one json object for `line` (without its `\n`) and a `\n` to `out`.
 pub(crate) fn json_line(out: &mut Vec<u8>, timestamp: &str, source: Source<'_>, line: &[u8]) {
-    let (message, message_b64) = match std::str::from_utf8(line) {
-        Ok(text) => (Cow::Borrowed(text), None),
-        Err(_) => (String::from_utf8_lossy(line), Some(base64(line))),
-    };
+    let (message, message_b64) = zpm_proto::logline::message(line);
     let object = JsonLine {
         timestamp,
         app_name: source.app_name,
@@ -81,28 +78,6 @@ pub(crate) fn json_line(out: &mut Vec<u8>, timestamp: &str, source: Source<'_>, 
     // Strings and integers always serialize, and a Vec always takes the bytes.
     let _ = serde_json::to_writer(&mut *out, &object);
     out.push(b'\n');
-}
-
-/// Standard base64 with padding. No crate in the tree has one, and this is all we need.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -134,24 +109,6 @@ pub(crate) mod tests {
             out.extend_from_slice(&n.to_be_bytes()[1..digits.len()]);
         }
         out
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-            assert_eq!(unbase64(encoded), plain.as_bytes());
-        }
-        let all: Vec<u8> = (0..=255).collect();
-        assert_eq!(unbase64(&base64(&all)), all);
     }
 
     #[test]

@@ -40,7 +40,7 @@ const DRAIN_FOR: Duration = Duration::from_secs(3);
 /// Runs the logs agent until God orders it to exit.
 pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
     zpm_host::config::Config::load(&options.home.config_file())?;
-    let mut joined = agent::join(
+    let joined = agent::join(
         &options.home,
         Role::Logs,
         &options.host,
@@ -70,15 +70,21 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
     );
     let pull = PullOptions::default();
     let mut problems = Problems::default();
+    // Interest takes effect at once (not after the round in progress): lines pulled just
+    // after a subscriber arrived are published too.
+    let mut pushes = apply_interest_at_once(joined.pushes, joined.interest.clone());
     loop {
         while let Ok(command) = controls.try_recv() {
             command.apply(&mut writer);
         }
-        let exit = take_pushes(&mut joined.pushes, &joined.interest, &mut writer, &targets);
+        let exit = take_pushes(&mut pushes, &mut writer, &targets);
         if exit || gone.load(Ordering::Relaxed) {
             break;
         }
         let outcome = step(&spawner, &mut writer, &pull, |f| live.publish(f)).await;
+        if matches!(outcome, Ok(0)) {
+            live.quiet();
+        }
         problems.update(&mut writer, &joined.client);
         report(outcome, pull.error_pause).await;
     }
@@ -87,10 +93,32 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
     Ok(())
 }
 
+/// Sets the bus interest as soon as God pushes it; every other push is passed on.
+fn apply_interest_at_once(
+    mut pushes: mpsc::Receiver<Push>,
+    interest: Wanted,
+) -> mpsc::Receiver<Push> {
+    let (passed, rest) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(push) = pushes.recv().await {
+            if !push.is::<agent_m::Interest>() {
+                if passed.send(push).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            match push.params::<agent_m::Interest>() {
+                Ok(wanted) => interest.set(wanted),
+                Err(e) => tracing::warn!(error = %e, "bad bus.interest from God"),
+            }
+        }
+    });
+    rest
+}
+
 /// Handles God's pushes that arrived; true once God ordered the agent to exit.
 fn take_pushes(
     pushes: &mut mpsc::Receiver<Push>,
-    interest: &Wanted,
     writer: &mut Writer,
     targets: &std::sync::RwLock<Vec<zpm_proto::logfiles::LogTarget>>,
 ) -> bool {
@@ -99,12 +127,7 @@ fn take_pushes(
             tracing::info!("God ordered this agent to exit");
             return true;
         }
-        if push.is::<agent_m::Interest>() {
-            match push.params::<agent_m::Interest>() {
-                Ok(wanted) => interest.set(wanted),
-                Err(e) => tracing::warn!(error = %e, "bad bus.interest from God"),
-            }
-        } else if push.is::<logs::Targets>() {
+        if push.is::<logs::Targets>() {
             match push.params::<logs::Targets>() {
                 Ok(list) => {
                     if let Err(e) = writer.set_targets(list.targets, Now::current()) {

@@ -112,13 +112,15 @@ fn read_tails(
     lines: usize,
 ) -> Vec<TailLines> {
     use zpm_proto::LogStream;
-    let streams: Vec<Option<LogStream>> = match stream {
-        Some(s) => vec![Some(s)],
-        None => vec![Some(LogStream::Out), Some(LogStream::Err)],
-    };
     let mut budget = MAX_TAIL_BYTES;
     let mut out = Vec::new();
     for target in chosen {
+        // Both streams: the app's combined file when it has one, else each file.
+        let streams: Vec<Option<LogStream>> = match (stream, &target.log_file) {
+            (Some(s), _) => vec![Some(s)],
+            (None, Some(_)) => vec![None],
+            (None, None) => vec![Some(LogStream::Out), Some(LogStream::Err)],
+        };
         for &stream in &streams {
             let found = tail(target, stream, lines).unwrap_or_default();
             let mut kept: Vec<serde_bytes::ByteBuf> = Vec::new();
