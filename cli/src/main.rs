@@ -19,12 +19,37 @@ use cli::{Cli, Command};
 use std::io::Write as _;
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    // The daemons skip the command-line parser: building its tree of every subcommand
+    // would page in code no daemon runs again (resident memory in every daemon process).
+    let outcome = match daemon_process() {
+        Some(Daemon::God) => home::resolve().and_then(processes::daemon),
+        Some(Daemon::Agent(role)) => home::resolve().and_then(|home| processes::agent(home, &role)),
+        None => run(Cli::parse()),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("zpm: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// What `zpm daemon` / `zpm agent ROLE` run.
+enum Daemon {
+    God,
+    Agent(String),
+}
+
+/// The daemon process this command line asks for, if it is exactly one.
+fn daemon_process() -> Option<Daemon> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).take(3).collect();
+    // Anything not UTF-8 is for the parser to explain.
+    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args[..] {
+        ["daemon"] => Some(Daemon::God),
+        ["agent", role] => Some(Daemon::Agent(role.to_owned())),
+        _ => None,
     }
 }
 

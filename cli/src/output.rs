@@ -135,6 +135,22 @@ pub(crate) fn bytesize_short(bytes: u64) -> String {
     format!("{:.1}mb", bytes as f64 / 1_048_576.0)
 }
 
+/// `host vm: 2 cpus, cpu 12%, memory 3.1 GiB of 23.5 GiB available, load 0.52 0.40 0.31`
+pub fn host_line(info: &zpm_proto::metrics::HostInfo) -> String {
+    let m = &info.metrics;
+    format!(
+        "host {}: {} cpus, cpu {:.0}%, memory {} available of {}, load {:.2} {:.2} {:.2}",
+        printable(&info.host),
+        m.cpus,
+        m.cpu,
+        bytesize::ByteSize(m.mem_available).display().iec(),
+        bytesize::ByteSize(m.mem_total).display().iec(),
+        m.load[0],
+        m.load[1],
+        m.load[2],
+    )
+}
+
 pub fn agents_table(agents: &[AgentInfo]) -> String {
     let mut table = new_table(false);
     table.set_header([

@@ -88,10 +88,14 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
             let (client, _) = ensure_daemon(home).await?;
             let agents = call::<agent::List>(&client, &NoParams {}).await?;
             if a.json {
-                print_json(&agents)
-            } else {
-                print_line(&agents_table(&agents))
+                return print_json(&agents);
             }
+            let hosts = call::<agent::Hosts>(&client, &NoParams {}).await?;
+            print_line(&agents_table(&agents))?;
+            for host in &hosts {
+                print_line(&crate::output::host_line(host))?;
+            }
+            Ok(())
         }
         Command::Version(_)
         | Command::Config(_)

@@ -69,6 +69,14 @@ impl Registry {
             .collect()
     }
 
+    /// The host of the agent behind `peer`.
+    pub fn host_of(&self, peer: &PeerId) -> Option<String> {
+        self.agents
+            .iter()
+            .find(|a| a.peer == peer)
+            .map(|a| a.hello.host.clone())
+    }
+
     pub fn pid_of(&self, role: &str) -> Option<u32> {
         self.agents
             .iter()

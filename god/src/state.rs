@@ -39,6 +39,8 @@ pub struct God {
     log_defaults: LogDefaults,
     /// Log files the logs agent cannot write now.
     log_problems: Mutex<Vec<zpm_proto::logfiles::LogProblem>>,
+    /// Each host's latest sample, by host name.
+    hosts: Mutex<BTreeMap<String, zpm_proto::metrics::HostInfo>>,
 }
 
 /// What God shares with the keeper of one agent role.
@@ -83,6 +85,7 @@ impl God {
             spawner_log: home.agent_log("spawner"),
             logs_dir: home.logs_dir(),
             log_problems: Mutex::new(Vec::new()),
+            hosts: Mutex::new(BTreeMap::new()),
             log_defaults: LogDefaults {
                 rotation: Rotation {
                     max_size: config.logs.max_size,
@@ -107,6 +110,18 @@ impl God {
                 )
             }))
             .collect()
+    }
+
+    pub fn set_host(&self, info: zpm_proto::metrics::HostInfo) {
+        let mut hosts = relock(&self.hosts);
+        // Bounded: a host is one metrics agent, and agents are bounded by connections.
+        if hosts.len() < 1024 || hosts.contains_key(&info.host) {
+            hosts.insert(info.host.clone(), info);
+        }
+    }
+
+    pub fn hosts(&self) -> Vec<zpm_proto::metrics::HostInfo> {
+        relock(&self.hosts).values().cloned().collect()
     }
 
     pub fn set_log_problems(&self, problems: Vec<zpm_proto::logfiles::LogProblem>) {

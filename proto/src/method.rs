@@ -65,6 +65,8 @@ pub mod agent {
         Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
         /// Every agent God knows.
         List = "agents.list" (NoParams) -> Vec<AgentInfo>;
+        /// Every host's cpu, memory and load, from its metrics agent's latest sample.
+        Hosts = "hosts.list" (NoParams) -> Vec<crate::metrics::HostInfo>;
         /// Notification from a metrics agent: what it sampled (God keeps the latest per app
         /// and publishes it as `metrics`).
         Metrics = "metrics.report" (crate::metrics::MetricsReport) -> ();

@@ -29,6 +29,15 @@ pub struct HostMetrics {
     pub load: [f32; 3],
 }
 
+/// One host's latest sample, as God keeps it (`hosts.list`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host: String,
+    /// When its metrics agent sampled it, ms since the epoch.
+    pub at_ms: u64,
+    pub metrics: HostMetrics,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsReport {
     /// Milliseconds since the epoch when the sample was taken.

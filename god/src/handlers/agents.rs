@@ -7,7 +7,7 @@ use std::sync::Arc;
 use zpm_proto::commands::{Held, Hello, Interest, ProcCommand, SpawnCommand};
 use zpm_proto::logfiles::LogProblems;
 use zpm_proto::method::{agent, proc};
-use zpm_proto::metrics::MetricsReport;
+use zpm_proto::metrics::{HostInfo, MetricsReport};
 use zpm_proto::{AgentInfo, Pong, ProcessReport, Role, Vitals};
 use zpm_proto::{ProcessStatus, RestartReason};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
@@ -144,6 +144,13 @@ pub async fn publish(god: Arc<God>, event: zpm_bus::RelayEvent, _: Ctx) -> Resul
 pub async fn metrics(god: Arc<God>, report: MetricsReport, ctx: Ctx) -> Result<(), RpcError> {
     god.registry().seen(&ctx.peer, None);
     god.table().apply_metrics(&report.apps);
+    if let Some(host) = god.registry().host_of(&ctx.peer) {
+        god.set_host(HostInfo {
+            host,
+            at_ms: report.at_ms,
+            metrics: report.host.clone(),
+        });
+    }
     god.publish(zpm_proto::topics::METRICS, &report).await;
     Ok(())
 }
@@ -158,6 +165,10 @@ pub async fn log_problems(
     report.problems.truncate(256);
     god.set_log_problems(report.problems);
     Ok(())
+}
+
+pub async fn hosts(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<HostInfo>, RpcError> {
+    Ok(god.hosts())
 }
 
 pub async fn list(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<AgentInfo>, RpcError> {

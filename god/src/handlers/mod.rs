@@ -47,6 +47,7 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<god::Save, _, _>(on(&god, dump::save))
         .handle::<god::Resurrect, _, _>(on(&god, dump::resurrect))
         .handle::<agent::List, _, _>(on(&god, agents::list))
+        .handle::<agent::Hosts, _, _>(on(&god, agents::hosts))
         .handle::<agent::Hello, _, _>(on(&god, agents::hello))
         .handle::<agent::Heartbeat, _, _>(on(&god, agents::heartbeat))
         .handle::<agent::Report, _, _>(on(&god, agents::report))
