@@ -18,22 +18,30 @@ pub struct Zpm {
 
 impl Drop for Zpm {
     /// `zpm kill`, then SIGKILL by pid whatever of this home is left (a daemon or agent
-    /// that did not exit, and the apps of this test).
+    /// that did not exit, and the apps of this test). Agents first and again until none
+    /// is left: a spawner killed after God would have relaunched it meanwhile.
     fn drop(&mut self) {
         let _ = self
             .cmd()
             .arg("kill")
             .timeout(Duration::from_secs(60))
             .output();
-        let left = zpm_processes(self.home(), &["daemon"])
-            .into_iter()
-            .chain(zpm_processes(self.home(), &["agent"]))
-            .chain(marked_processes(&self.marker));
-        for pid in left {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid.cast_signed()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        for _ in 0..50 {
+            let left: Vec<u32> = zpm_processes(self.home(), &["agent"])
+                .into_iter()
+                .chain(zpm_processes(self.home(), &["daemon"]))
+                .chain(marked_processes(&self.marker))
+                .collect();
+            if left.is_empty() {
+                return;
+            }
+            for pid in left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid.cast_signed()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -92,6 +92,83 @@ pub fn run(settings: &Settings) -> anyhow::Result<Results> {
     })
 }
 
+/// `zpm logs` (every app, no history) following a second 10M-line flood into a pipe: the
+/// lines it printed per second and its cpu, counted until the flood is on disk and the
+/// CLI has been quiet for a moment.
+fn follow_flood(zpm: &Zpm, seq: &str, flood_len: u64) -> anyhow::Result<Vec<Figure>> {
+    use std::io::BufRead as _;
+    let mut follower = zpm
+        .cmd(&["logs", "--lines", "0", "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting zpm logs")?;
+    let pid = follower.id();
+    let stdout = follower.stdout.take().context("zpm logs stdout")?;
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&printed);
+    let reader = std::thread::spawn(move || {
+        for _ in std::io::BufReader::new(stdout).split(b'\n') {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // Let it subscribe before the flood starts.
+    std::thread::sleep(Duration::from_millis(500));
+    let ticks = |pid: u32| zpm_host::procfs::stat(pid).map_or(0, |s| s.cpu_ticks());
+    let cpu_before = ticks(pid);
+    let started = Instant::now();
+    zpm.cmd(&[
+        "start",
+        seq,
+        "--name",
+        "f10",
+        "--no-autorestart",
+        "--",
+        "1",
+        "10000000",
+    ])
+    .output()
+    .context("zpm start")?;
+    let logs = zpm.home.path().join("logs").join("f10-out.log");
+    wait_len(&logs, flood_len, || {})?;
+    let mut last = (
+        printed.load(std::sync::atomic::Ordering::Relaxed),
+        Instant::now(),
+    );
+    let done = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = printed.load(std::sync::atomic::Ordering::Relaxed);
+        if now == last.0 {
+            break last;
+        }
+        last = (now, Instant::now());
+    };
+    let seconds = (done.1 - started).as_secs_f64();
+    let cpu = (ticks(pid) - cpu_before) as f64 / zpm_host::procfs::ticks_per_second() as f64;
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let _ = reader.join();
+    Ok(vec![
+        figure(
+            "zpm logs following a 10M flood: lines printed",
+            "lines",
+            done.0 as f64,
+            "(10M, or drops marked)",
+        ),
+        figure(
+            "zpm logs following a 10M flood: lines/s",
+            "lines/s",
+            done.0 as f64 / seconds,
+            "keeps up",
+        ),
+        figure(
+            "zpm logs following a 10M flood: its cpu",
+            "% core",
+            cpu / seconds * 100.0,
+            "≤ 100 %",
+        ),
+    ])
+}
+
 fn measure_zpm(settings: &Settings, million: &[u8], flood_len: u64) -> anyhow::Result<Vec<Figure>> {
     let zpm = Zpm::new(settings)?;
     timed(&mut zpm.cmd(&["ping"]))?;
@@ -151,6 +228,7 @@ fn measure_zpm(settings: &Settings, million: &[u8], flood_len: u64) -> anyhow::R
             "≤ 32 MB",
         ));
     }
+    figures.extend(follow_flood(&zpm, &seq, flood_len)?);
     let tails = (0..10)
         .map(|_| timed(&mut zpm.cmd(&["logs", "m1", "--lines", "1000", "--nostream"])))
         .collect::<anyhow::Result<Vec<_>>>();
