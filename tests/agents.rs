@@ -33,15 +33,7 @@ fn pid_of(agents: &[Value], role: &str) -> u64 {
 #[test]
 fn each_agent_killed_alone_comes_back_and_nothing_else_restarts() {
     let zpm = Zpm::new();
-    let app = zpm.script("app.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
-    zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "steady",
-        "--",
-        &zpm.marker,
-    ]);
+    zpm.start_idle("steady");
     let before = agents_up(&zpm);
     for role in ROLES {
         assert_eq!(
@@ -110,15 +102,7 @@ fn agents_table_shows_every_role_with_pid_uptime_and_memory() {
 #[test]
 fn events_prints_a_process_event_for_a_restart() {
     let zpm = Zpm::new();
-    let app = zpm.script("app.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
-    zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "ev",
-        "--",
-        &zpm.marker,
-    ]);
+    zpm.start_idle("ev");
     let mut events = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
         .args(["events", "process:", "--json"])
         .env("ZPM_HOME", zpm.home())

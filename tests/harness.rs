@@ -85,6 +85,22 @@ impl Zpm {
         cmd
     }
 
+    /// Starts an app named `name` that sleeps forever (marked, so the guard ends it).
+    pub fn start_idle(&self, name: &str) {
+        let app = self.script(
+            &format!("{name}.sh"),
+            "#!/bin/sh\nwhile true; do sleep 1; done\n",
+        );
+        self.ok(&[
+            "start",
+            app.to_str().unwrap(),
+            "--name",
+            name,
+            "--",
+            &self.marker,
+        ]);
+    }
+
     /// Runs `zpm ARGS`, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd().args(args).output().unwrap();

@@ -4,8 +4,9 @@
 //! in order, nothing dropped.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,61 +19,6 @@ use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode};
 
 const LINES: u32 = 200_000;
 const ID: u32 = 4;
-
-/// Prints, for each i: a line of varying length to stdout; every 13th i a partial line
-/// (no newline) that the next line completes; every 5th i a line to stderr; every 17th i a
-/// partial line to stderr.
-const SCRIPT: &str = r#"
-i=0
-while [ $i -lt "$1" ]; do
-  w=$((i % 97 + 1))
-  printf "line %d %0${w}d\n" $i 0
-  if [ $((i % 13)) -eq 0 ]; then printf "part%d-" $i; fi
-  if [ $((i % 5)) -eq 0 ]; then printf "err %d %0${w}d\n" $i 7 >&2; fi
-  if [ $((i % 17)) -eq 0 ]; then printf "e%d:" $i >&2; fi
-  i=$((i + 1))
-done
-"#;
-
-fn expected() -> (Vec<u8>, Vec<u8>) {
-    let (mut out, mut err) = (String::new(), String::new());
-    for i in 0..LINES {
-        let w = (i % 97 + 1) as usize;
-        writeln!(out, "line {i} {:0w$}", 0).unwrap();
-        if i % 13 == 0 {
-            write!(out, "part{i}-").unwrap();
-        }
-        if i % 5 == 0 {
-            writeln!(err, "err {i} {:0w$}", 7).unwrap();
-        }
-        if i % 17 == 0 {
-            write!(err, "e{i}:").unwrap();
-        }
-    }
-    (out.into_bytes(), err.into_bytes())
-}
-
-/// Index of the first difference, for a readable failure instead of megabytes of bytes.
-fn assert_same(name: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let show = |b: &[u8]| {
-        String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 40).min(b.len())]).into_owned()
-    };
-    panic!(
-        "{name}: got {} bytes, want {}; first difference at {at}: got {:?}, want {:?}",
-        got.len(),
-        want.len(),
-        show(got),
-        show(want)
-    );
-}
 
 fn client(endpoint: &str) -> Client {
     let options = ClientOptions {
@@ -100,7 +46,7 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
 
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(common::SCRIPT)
         .arg("zpm-test")
         .arg(LINES.to_string())
         .stdin(Stdio::null())
@@ -167,17 +113,17 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
 
     let status = exited.await.unwrap();
     assert!(status.success(), "script failed: {status}");
-    let (out, err) = expected();
+    let (out, err) = common::script_output(LINES);
     assert!(
         out.len() > 4 * 64 * 1024,
         "the output must exceed the buffers many times"
     );
-    assert_same(
+    common::assert_same(
         "stdout",
         got.get(&LogStream::Out).map_or(&[][..], Vec::as_slice),
         &out,
     );
-    assert_same(
+    common::assert_same(
         "stderr",
         got.get(&LogStream::Err).map_or(&[][..], Vec::as_slice),
         &err,

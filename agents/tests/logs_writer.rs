@@ -5,6 +5,8 @@
 //! mid-flood several times and restarted from its ledger.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,38 +26,6 @@ const SCRIPT_LINES: u32 = 20_000;
 /// exercised for real.
 const PREFIX_PATTERN: &str = "ts";
 
-/// Prints lines of varying length to stdout, every 13th followed by a partial line the next
-/// one completes; every 5th a line to stderr, every 17th a partial line to stderr.
-const SCRIPT: &str = r#"
-i=0
-while [ $i -lt "$1" ]; do
-  w=$((i % 97 + 1))
-  printf "line %d %0${w}d\n" $i 0
-  if [ $((i % 13)) -eq 0 ]; then printf "part%d-" $i; fi
-  if [ $((i % 5)) -eq 0 ]; then printf "err %d %0${w}d\n" $i 7 >&2; fi
-  if [ $((i % 17)) -eq 0 ]; then printf "e%d:" $i >&2; fi
-  i=$((i + 1))
-done
-"#;
-
-fn script_output() -> (Vec<u8>, Vec<u8>) {
-    let (mut out, mut err) = (String::new(), String::new());
-    for i in 0..SCRIPT_LINES {
-        let w = (i % 97 + 1) as usize;
-        writeln!(out, "line {i} {:0w$}", 0).unwrap();
-        if i % 13 == 0 {
-            write!(out, "part{i}-").unwrap();
-        }
-        if i % 5 == 0 {
-            writeln!(err, "err {i} {:0w$}", 7).unwrap();
-        }
-        if i % 17 == 0 {
-            write!(err, "e{i}:").unwrap();
-        }
-    }
-    (out.into_bytes(), err.into_bytes())
-}
-
 fn seq_output() -> Vec<u8> {
     let mut out = String::new();
     for i in 1..=SEQ_LINES {
@@ -73,27 +43,6 @@ fn prefixed(raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(line);
     }
     out
-}
-
-fn assert_same(name: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let show = |b: &[u8]| {
-        String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 40).min(b.len())]).into_owned()
-    };
-    panic!(
-        "{name}: got {} bytes, want {}; first difference at {at}: got {:?}, want {:?}",
-        got.len(),
-        want.len(),
-        show(got),
-        show(want)
-    );
 }
 
 struct Setup {
@@ -163,7 +112,7 @@ async fn setup() -> Setup {
     let mut script_cmd = tokio::process::Command::new("sh");
     script_cmd
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(common::SCRIPT)
         .arg("zpm-test")
         .arg(SCRIPT_LINES.to_string());
     children.extend(spawn(&hub, 2, script_cmd));
@@ -229,7 +178,7 @@ fn len(path: &str) -> u64 {
 
 /// The expected files: (path, content).
 fn expected(targets: &[LogTarget]) -> Vec<(String, Vec<u8>)> {
-    let (out, err) = script_output();
+    let (out, err) = common::script_output(SCRIPT_LINES);
     vec![
         (targets[0].out_file.clone(), seq_output()),
         (targets[1].out_file.clone(), prefixed(&out)),
@@ -261,7 +210,7 @@ async fn finish_and_compare(setup: Setup, writer: JoinHandle<()>) {
         child.await.unwrap();
     }
     for (path, bytes) in &want {
-        assert_same(path, &std::fs::read(path).unwrap(), bytes);
+        common::assert_same(path, &std::fs::read(path).unwrap(), bytes);
     }
     for (id, stream) in [
         (1, LogStream::Out),

@@ -6,7 +6,7 @@ use super::pm2::Pm2;
 use super::procfs::rss_mb;
 use super::timing::{median_ms, poll, timed};
 use super::zpm::{Zpm, which};
-use super::{Figure, Settings};
+use super::{Figure, Settings, figure};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::path::Path;
@@ -18,16 +18,6 @@ const LIMIT: Duration = Duration::from_secs(300);
 pub struct Results {
     pub figures: Vec<Figure>,
     pub pm2_version: Option<String>,
-}
-
-fn figure(metric: &str, unit: &str, zpm: f64, target: &str) -> Figure {
-    Figure {
-        metric: metric.into(),
-        unit: unit.into(),
-        zpm,
-        pm2: None,
-        target: target.into(),
-    }
 }
 
 /// Bytes `seq 1 N` prints.

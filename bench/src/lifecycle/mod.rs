@@ -35,6 +35,17 @@ pub struct Figure {
     pub target: String,
 }
 
+/// A zpm figure; PM2's is filled in when measured.
+pub fn figure(metric: &str, unit: &str, zpm: f64, target: &str) -> Figure {
+    Figure {
+        metric: metric.into(),
+        unit: unit.into(),
+        zpm,
+        pm2: None,
+        target: target.into(),
+    }
+}
+
 #[derive(Serialize, Debug)]
 pub struct Results {
     pub figures: Vec<Figure>,

@@ -3,7 +3,7 @@
 
 use super::procfs::{CPU_WINDOW, cpu_percent, fd_count, pss_mb, rss_mb, zombie_children};
 use super::timing::{median_ms, poll, stdout, timed};
-use super::{Figure, Settings};
+use super::{Figure, Settings, figure};
 use anyhow::Context as _;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -42,16 +42,6 @@ pub struct Zpm {
 impl Drop for Zpm {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill"]).output();
-    }
-}
-
-fn figure(metric: &str, unit: &str, zpm: f64, target: &str) -> Figure {
-    Figure {
-        metric: metric.into(),
-        unit: unit.into(),
-        zpm,
-        pm2: None,
-        target: target.into(),
     }
 }
 
