@@ -285,3 +285,63 @@ fn an_unwritable_log_path_warns_and_writing_resumes_by_itself() {
         "the app was never restarted"
     );
 }
+
+#[test]
+fn logs_sock_survives_garbage_and_refuses_oversized_requests() {
+    use std::io::{Read as _, Write as _};
+    use zpm_proto::logfiles::TailRequest;
+    use zpm_proto::method::logs::Tail;
+    let zpm = Zpm::new();
+    zpm.start_idle("calm");
+    let agent = poll("the logs agent", || {
+        let pids = zpm_processes(zpm.home(), &["agent", "logs"]);
+        (pids.len() == 1 && zpm.path("logs.sock").exists()).then_some(pids[0])
+    });
+    // Not ZMTP at all: the guard hangs up; nothing else happens.
+    let mut raw = std::os::unix::net::UnixStream::connect(zpm.path("logs.sock")).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = raw.write_all(&vec![0xff; 64 * 1024]);
+    let mut rest = Vec::new();
+    let _ = raw.read_to_end(&mut rest);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let client = zpm_rpc::Client::with_options(
+        &format!("ipc://{}", zpm.path("logs.sock").display()),
+        zpm_rpc::ClientOptions {
+            version: zpm_proto::PROTOCOL_VERSION,
+            ..zpm_rpc::ClientOptions::default()
+        },
+    );
+    let timeout = std::time::Duration::from_secs(20);
+    let ask = |ids: Vec<u32>, lines: u32| {
+        let request = TailRequest {
+            ids,
+            lines,
+            stream: None,
+        };
+        runtime.block_on(client.call_method::<Tail>(&request, timeout))
+    };
+    for (ids, lines) in [((0..20_000).collect(), 5), (vec![0], 1_000_000)] {
+        match ask(ids, lines) {
+            Err(zpm_rpc::CallError::Remote(e)) => {
+                assert_eq!(e.code, zpm_rpc::ErrorCode::BadParams, "{e:?}");
+            }
+            other => panic!("an oversized request was served: {other:?}"),
+        }
+    }
+    // Once God has told the agent about app 0, its out and err are served.
+    let served = poll("app 0's tail", || {
+        let served = ask(vec![0], 5).unwrap();
+        (served.len() == 2).then_some(served)
+    });
+    assert!(served.iter().all(|t| t.name == "calm"), "{served:?}");
+    assert_eq!(
+        zpm_processes(zpm.home(), &["agent", "logs"]),
+        [agent],
+        "the agent survived"
+    );
+}

@@ -14,6 +14,8 @@ use zpm_rpc::{BindError, ErrorCode, RpcError, Server};
 pub const MAX_TAIL_LINES: u32 = 10_000;
 /// A tail reply stops adding lines past this many bytes (rpc messages are capped).
 const MAX_TAIL_BYTES: usize = 4 * 1024 * 1024;
+/// At most this many app ids in one request (more than any host runs).
+pub const MAX_IDS: usize = 10_000;
 /// How long a flush or reopen may wait for the pull loop.
 const CONTROL_WAIT: Duration = Duration::from_secs(10);
 
@@ -55,7 +57,10 @@ pub(super) async fn serve(
         })
         .handle::<logs::Flush, _, _>(move |request, _| {
             let control = flush.clone();
-            async move { ask(&control, |done| Control::Flush(request.ids, done)).await }
+            async move {
+                few_ids(&request.ids)?;
+                ask(&control, |done| Control::Flush(request.ids, done)).await
+            }
         })
         .handle::<logs::Reopen, _, _>(move |_, _| {
             let control = control.clone();
@@ -63,6 +68,16 @@ pub(super) async fn serve(
         })
         .bind(&[endpoint])
         .await
+}
+
+fn few_ids(ids: &[u32]) -> Result<(), RpcError> {
+    if ids.len() > MAX_IDS {
+        return Err(RpcError::bad_params(format!(
+            "ids: {} of them, at most {MAX_IDS}",
+            ids.len()
+        )));
+    }
+    Ok(())
 }
 
 async fn ask(
@@ -85,6 +100,7 @@ async fn tail_of(
     targets: &RwLock<Vec<LogTarget>>,
     request: TailRequest,
 ) -> Result<Vec<TailLines>, RpcError> {
+    few_ids(&request.ids)?;
     if request.lines > MAX_TAIL_LINES {
         return Err(RpcError::bad_params(format!(
             "lines: {} is more than {MAX_TAIL_LINES}",
@@ -93,10 +109,11 @@ async fn tail_of(
     }
     let chosen: Vec<LogTarget> = {
         let targets = targets.read().unwrap_or_else(PoisonError::into_inner);
-        request
-            .ids
+        let wanted: std::collections::BTreeSet<u32> = request.ids.iter().copied().collect();
+        targets
             .iter()
-            .filter_map(|id| targets.iter().find(|t| t.id == *id).cloned())
+            .filter(|t| wanted.contains(&t.id))
+            .cloned()
             .collect()
     };
     let (lines, stream) = (request.lines as usize, request.stream);
