@@ -164,13 +164,8 @@ fn prometheus_serves_app_metrics_over_http() {
         "--",
         &zpm.marker,
     ]);
-    let url = format!("http://127.0.0.1:{port}/metrics");
     let text = poll("a scrape with the app's memory", || {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", "--max-time", "5", &url])
-            .output()
-            .ok()?;
-        let text = String::from_utf8(out.stdout).ok()?;
+        let text = scrape(port)?;
         text.contains("zpm_app_memory_bytes{").then_some(text)
     });
     let samples: Vec<(&str, f64)> = text
@@ -201,4 +196,25 @@ fn prometheus_serves_app_metrics_over_http() {
     }
     assert!(text.contains("zpm_bus_dropped_events_total"), "{text}");
     assert!(text.contains(r#"status="online""#), "{text}");
+}
+
+/// `GET /metrics` over a plain TCP connection (HTTP/1.1, `Connection: close`); the body of
+/// a 200 reply with the Prometheus content type, else `None`.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    let ok = head.starts_with("HTTP/1.1 200")
+        && head
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4");
+    ok.then(|| body.to_owned())
 }
