@@ -103,6 +103,32 @@ pub mod logs {
         /// write changes; God shows them as warnings on every reply to the CLI.
         Problems = "logs.problems" (crate::logfiles::LogProblems) -> ();
     }
+
+    /// A push the logs agent acts on.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LogsCommand {
+        Targets(TargetList),
+        Interest(crate::commands::Interest),
+        Exit,
+    }
+
+    impl LogsCommand {
+        pub fn from_push(push: &zpm_rpc::Push) -> Result<Self, zpm_rpc::RpcError> {
+            use super::agent;
+            use zpm_rpc::Method as _;
+            Ok(match push.method.as_str() {
+                Targets::NAME => Self::Targets(push.params::<Targets>()?),
+                agent::Interest::NAME => Self::Interest(push.params::<agent::Interest>()?),
+                agent::Exit::NAME => Self::Exit,
+                other => {
+                    return Err(zpm_rpc::RpcError::new(
+                        zpm_rpc::ErrorCode::UnknownMethod,
+                        format!("not a logs agent command: {other}"),
+                    ));
+                }
+            })
+        }
+    }
 }
 
 /// God's pushes to a spawner.

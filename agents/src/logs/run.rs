@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use zpm_host::home::Home;
 use zpm_proto::Role;
 use zpm_proto::logfiles::{LogProblem, LogProblems};
-use zpm_proto::method::{agent as agent_m, logs};
+use zpm_proto::method::logs::{self, LogsCommand};
 use zpm_rpc::{Client, ClientOptions, Push};
 
 #[derive(Debug, Clone)]
@@ -97,19 +97,18 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
 fn apply_interest_at_once(
     mut pushes: mpsc::Receiver<Push>,
     interest: Wanted,
-) -> mpsc::Receiver<Push> {
+) -> mpsc::Receiver<LogsCommand> {
     let (passed, rest) = mpsc::channel(64);
     tokio::spawn(async move {
         while let Some(push) = pushes.recv().await {
-            if !push.is::<agent_m::Interest>() {
-                if passed.send(push).await.is_err() {
-                    return;
+            match LogsCommand::from_push(&push) {
+                Ok(LogsCommand::Interest(wanted)) => interest.set(wanted),
+                Ok(command) => {
+                    if passed.send(command).await.is_err() {
+                        return;
+                    }
                 }
-                continue;
-            }
-            match push.params::<agent_m::Interest>() {
-                Ok(wanted) => interest.set(wanted),
-                Err(e) => tracing::warn!(error = %e, "bad bus.interest from God"),
+                Err(e) => tracing::warn!(method = %push.method, error = %e, "bad push from God"),
             }
         }
     });
@@ -118,30 +117,26 @@ fn apply_interest_at_once(
 
 /// Handles God's pushes that arrived; true once God ordered the agent to exit.
 fn take_pushes(
-    pushes: &mut mpsc::Receiver<Push>,
+    commands: &mut mpsc::Receiver<LogsCommand>,
     writer: &mut Writer,
     targets: &std::sync::RwLock<Vec<zpm_proto::logfiles::LogTarget>>,
 ) -> bool {
-    while let Ok(push) = pushes.try_recv() {
-        if push.is::<agent_m::Exit>() {
-            tracing::info!("God ordered this agent to exit");
-            return true;
-        }
-        if push.is::<logs::Targets>() {
-            match push.params::<logs::Targets>() {
-                Ok(list) => {
-                    if let Err(e) = writer.set_targets(list.targets, Now::current()) {
-                        tracing::warn!(error = %e, "applying new log targets");
-                    }
-                    *targets
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        writer.targets().to_vec();
-                }
-                Err(e) => tracing::warn!(error = %e, "bad logs.targets from God"),
+    while let Ok(command) = commands.try_recv() {
+        match command {
+            LogsCommand::Exit => {
+                tracing::info!("God ordered this agent to exit");
+                return true;
             }
-        } else {
-            tracing::warn!(method = %push.method, "unexpected push");
+            LogsCommand::Targets(list) => {
+                if let Err(e) = writer.set_targets(list.targets, Now::current()) {
+                    tracing::warn!(error = %e, "applying new log targets");
+                }
+                *targets
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = writer.targets().to_vec();
+            }
+            // Taken as it arrives, by `apply_interest_at_once`.
+            LogsCommand::Interest(_) => {}
         }
     }
     false
