@@ -103,22 +103,7 @@ fn agents_table_shows_every_role_with_pid_uptime_and_memory() {
 fn events_prints_a_process_event_for_a_restart() {
     let zpm = Zpm::new();
     zpm.start_idle("ev");
-    let mut events = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
-        .args(["events", "process:", "--json"])
-        .env("ZPM_HOME", zpm.home())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    let stdout = events.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut events, lines) = follow(&zpm, &["events", "process:", "--json"]);
     // The subscription is in place once a restart shows up; restart until one does.
     let deadline = Instant::now() + DEADLINE;
     let restart = loop {
@@ -168,4 +153,69 @@ fn config_shows_defaults_and_a_bad_file_names_its_key() {
     std::fs::write(zpm.path("config.toml"), "[logs]\nmax_size = \"10M\"\n").unwrap();
     let json = zpm.json(&["config"]);
     assert_eq!(json["logs"]["max_size"], "10.0 MiB");
+}
+
+/// Runs `zpm ARGS` with its stdout read line by line on a thread.
+fn follow(zpm: &Zpm, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+        .args(args)
+        .env("ZPM_HOME", zpm.home())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, lines)
+}
+
+#[test]
+fn events_shows_log_lines_as_text() {
+    let zpm = Zpm::new();
+    let (mut events, lines) = follow(&zpm, &["events", "log:", "--json"]);
+    let app = zpm.script(
+        "talk.sh",
+        "#!/bin/sh\n# $1 marks us\nwhile true; do echo 'said it'; sleep 0.2; done\n",
+    );
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "talk",
+        "--",
+        &zpm.marker,
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+    let event = loop {
+        assert!(Instant::now() < deadline, "no log:out event");
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["topic"] == "log:out"
+            && event["data"]["data"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        {
+            break event;
+        }
+    };
+    let _ = events.kill();
+    let _ = events.wait();
+    assert_eq!(event["source"], "logs");
+    assert_eq!(event["data"]["name"], "talk");
+    assert!(
+        event["data"]["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("said it\n"),
+        "{event}"
+    );
 }
