@@ -180,18 +180,10 @@ fn follow(zpm: &Zpm, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Re
 fn events_shows_log_lines_as_text() {
     let zpm = Zpm::new();
     let (mut events, lines) = follow(&zpm, &["events", "log:", "--json"]);
-    let app = zpm.script(
-        "talk.sh",
+    zpm.start_script(
+        "talk",
         "#!/bin/sh\n# $1 marks us\nwhile true; do echo 'said it'; sleep 0.2; done\n",
     );
-    zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "talk",
-        "--",
-        &zpm.marker,
-    ]);
     let deadline = Instant::now() + DEADLINE;
     let event = loop {
         assert!(Instant::now() < deadline, "no log:out event");

@@ -85,12 +85,10 @@ impl Zpm {
         cmd
     }
 
-    /// Starts an app named `name` that sleeps forever (marked, so the guard ends it).
-    pub fn start_idle(&self, name: &str) {
-        let app = self.script(
-            &format!("{name}.sh"),
-            "#!/bin/sh\nwhile true; do sleep 1; done\n",
-        );
+    /// Writes `body` as `NAME.sh` and starts it as app `name`, marked (its `$1`) so the
+    /// guard ends it.
+    pub fn start_script(&self, name: &str, body: &str) {
+        let app = self.script(&format!("{name}.sh"), body);
         self.ok(&[
             "start",
             app.to_str().unwrap(),
@@ -99,6 +97,11 @@ impl Zpm {
             "--",
             &self.marker,
         ]);
+    }
+
+    /// Starts an app named `name` that sleeps forever.
+    pub fn start_idle(&self, name: &str) {
+        self.start_script(name, "#!/bin/sh\nwhile true; do sleep 1; done\n");
     }
 
     /// Runs `zpm ARGS`, asserts success, returns stdout.

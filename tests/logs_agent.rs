@@ -135,18 +135,10 @@ fn a_logs_agent_killed_mid_flood_loses_and_doubles_nothing() {
 #[test]
 fn a_new_spawner_s_first_bytes_are_not_skipped() {
     let zpm = Zpm::new();
-    let app = zpm.script(
-        "talk.sh",
+    zpm.start_script(
+        "talk",
         "#!/bin/sh\n# $1 marks us\necho \"run $$ begins\"\nseq 1 20000\nexec sleep 1000\n",
     );
-    zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "talk",
-        "--",
-        &zpm.marker,
-    ]);
     let first = poll("the first run's output", || {
         let out = read(&zpm, "talk-out.log");
         out.ends_with(b"\n20000\n").then_some(out)
@@ -244,18 +236,7 @@ fn an_unwritable_log_path_warns_and_writing_resumes_by_itself() {
     let zpm = Zpm::new();
     // A plain file where the logs directory should be: every log file fails to open.
     std::fs::write(zpm.path("logs"), b"in the way").unwrap();
-    let app = zpm.script(
-        "count.sh",
-        "#!/bin/sh\n# $1 marks us\ni=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done\n",
-    );
-    zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "count",
-        "--",
-        &zpm.marker,
-    ]);
+    zpm.start_script("count", "#!/bin/sh\n# $1 marks us\ni=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done\n");
     let warnings = || {
         let out = zpm.cmd().arg("ping").output().unwrap();
         String::from_utf8_lossy(&out.stderr).into_owned()
