@@ -1,0 +1,139 @@
+//! The tunnel end to end: a tokio echo server at an ipc path behind `serve`.
+
+mod common;
+
+use common::{echo_round_trip, start, wait_cut, write_raw};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use zpm_tunnel::{HandshakeLimits, Key, seal};
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn one_mebibyte_round_trips_byte_exact() {
+    let setup = start(DEADLINE).await;
+    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
+    let sealed = zpm_tunnel::connect(setup.addr, &setup.key)
+        .await
+        .expect("connect");
+    // Send and receive concurrently: the echo writes back while we still write.
+    let (mut rx, mut tx) = sealed.split();
+    let writer = async {
+        for chunk in data.chunks(100_000) {
+            tx.send(chunk).await.expect("send");
+        }
+    };
+    let reader = async {
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            assert!(rx.recv(&mut got).await.expect("recv"), "early end");
+        }
+        got
+    };
+    let ((), got) = tokio::join!(writer, reader);
+    assert!(got == data, "echo differs");
+    assert_eq!(setup.echo_count(), 1);
+    let stats = setup.stats.snapshot();
+    assert_eq!(stats.handshakes_failed, 0);
+    assert_eq!(stats.frames_rejected, 0);
+}
+
+#[tokio::test]
+async fn wrong_key_fails_the_handshake_and_never_reaches_the_endpoint() {
+    let setup = start(DEADLINE).await;
+    let wrong = Key::generate().expect("key");
+    let err = zpm_tunnel::connect(setup.addr, &wrong)
+        .await
+        .expect_err("handshake must fail");
+    assert!(
+        matches!(
+            err,
+            zpm_tunnel::Error::HandshakeClosed | zpm_tunnel::Error::Io(_)
+        ),
+        "{err}"
+    );
+    // The server counts before it closes, and we saw the close.
+    assert_eq!(setup.stats.snapshot().handshakes_failed, 1);
+    assert_eq!(setup.echo_count(), 0);
+    // A legitimate client afterwards is the only one the endpoint ever saw.
+    assert_eq!(echo_round_trip(&setup, b"hello").await, b"hello");
+    assert_eq!(setup.echo_count(), 1);
+}
+
+#[tokio::test]
+async fn garbage_and_cleartext_zmtp_are_cut_before_the_endpoint() {
+    let setup = start(DEADLINE).await;
+    // A ZMTP 3.1 greeting (signature, version, NULL mechanism): its first two bytes
+    // announce 0xff00 bytes, far over the handshake cap.
+    let mut zmtp = vec![0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 1];
+    zmtp.extend_from_slice(b"NULL");
+    zmtp.resize(64, 0);
+    // Within the cap but not a Noise message: fails to decrypt.
+    let mut garbage = vec![0, 48];
+    garbage.extend((0..48u8).map(|i| i.wrapping_mul(97)));
+    for (n, bytes) in [zmtp, garbage].iter().enumerate() {
+        let mut stream = TcpStream::connect(setup.addr).await.expect("connect");
+        write_raw(&mut stream, bytes).await;
+        wait_cut(&mut stream).await;
+        assert_eq!(setup.stats.snapshot().handshakes_failed, n as u64 + 1);
+    }
+    assert_eq!(echo_round_trip(&setup, b"ok").await, b"ok");
+    assert_eq!(setup.echo_count(), 1);
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_cut_at_the_handshake_deadline() {
+    let setup = start(Duration::from_millis(200)).await;
+    let mut stream = TcpStream::connect(setup.addr).await.expect("connect");
+    wait_cut(&mut stream).await;
+    let stats = setup.stats.snapshot();
+    assert_eq!(stats.timeouts, 1);
+    assert_eq!(stats.handshakes_failed, 0);
+    assert_eq!(setup.echo_count(), 0);
+}
+
+/// A raw TCP stream that completed a valid handshake, with its cipher state.
+async fn handshaken(setup: &common::Setup) -> (TcpStream, snow::TransportState) {
+    let stream = TcpStream::connect(setup.addr).await.expect("connect");
+    zpm_tunnel::handshake::initiate(stream, &setup.key, HandshakeLimits::default())
+        .await
+        .expect("handshake")
+        .into_parts()
+}
+
+#[tokio::test]
+async fn a_maximal_frame_of_garbage_is_rejected() {
+    let setup = start(DEADLINE).await;
+    let (mut stream, _noise) = handshaken(&setup).await;
+    let mut frame = vec![0xff, 0xff];
+    frame.extend((0..65535u32).map(|i| (i * 7 + 3) as u8));
+    write_raw(&mut stream, &frame).await;
+    wait_cut(&mut stream).await;
+    assert_eq!(setup.stats.snapshot().frames_rejected, 1);
+}
+
+#[tokio::test]
+async fn a_replayed_frame_is_rejected() {
+    let setup = start(DEADLINE).await;
+    let (mut stream, mut noise) = handshaken(&setup).await;
+    let mut frame = Vec::new();
+    seal::seal(&mut noise, b"once", &mut frame).expect("seal");
+    stream.write_all(&frame).await.expect("first copy");
+    write_raw(&mut stream, &frame).await;
+    wait_cut(&mut stream).await;
+    assert_eq!(setup.stats.snapshot().frames_rejected, 1);
+}
+
+#[tokio::test]
+async fn abandoned_connections_do_not_block_a_legitimate_client() {
+    let setup = start(DEADLINE).await;
+    let mut abandoned = Vec::new();
+    for _ in 0..200 {
+        abandoned.push(TcpStream::connect(setup.addr).await.expect("connect"));
+    }
+    // Half stay open and silent, half are dropped mid-nothing.
+    abandoned.truncate(100);
+    assert_eq!(echo_round_trip(&setup, b"still here").await, b"still here");
+    assert_eq!(setup.echo_count(), 1);
+}
