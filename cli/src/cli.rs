@@ -88,6 +88,13 @@ pub enum Command {
     Config(JsonArg),
     /// Print the zpm and protocol versions.
     Version(JsonArg),
+    /// Write a new pre-shared key for the tunnel between hosts (mode 0600); never
+    /// overwrites one.
+    Keygen {
+        /// Where to write it [default: $ZPM_HOME/key].
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

@@ -63,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out.flush().context("writing completions")
         }
         Command::Config(a) => show_config(&home::resolve()?, a.json),
+        Command::Keygen { out } => keygen(out),
         Command::Daemon => processes::daemon(home::resolve()?),
         Command::Agent { role } => processes::agent(home::resolve()?, &role),
         command => {
@@ -74,6 +75,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(verbs::run(command, &home))
         }
     }
+}
+
+/// Only the default location needs `$ZPM_HOME` (created 0700); an explicit `--out` is
+/// written where it says.
+fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let path = match out {
+        Some(path) => path,
+        None => home::resolve()?.key_file(),
+    };
+    zpm_tunnel::Key::write_new(&path)?;
+    println!("wrote a new key to {} (mode 0600)", path.display());
+    println!("copy it to every host of this zpm, keeping it private (chmod 600)");
+    Ok(())
 }
 
 fn show_config(home: &zpm_host::home::Home, json: bool) -> anyhow::Result<()> {

@@ -99,6 +99,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         }
         Command::Version(_)
         | Command::Config(_)
+        | Command::Keygen { .. }
         | Command::Completions { .. }
         | Command::Daemon
         | Command::Agent { .. } => {

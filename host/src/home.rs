@@ -61,6 +61,11 @@ impl Home {
         self.root.join("dump.json")
     }
 
+    /// The pre-shared key of the tunnel between hosts (`zpm keygen`).
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("key")
+    }
+
     /// Optional settings (see `config`).
     pub fn config_file(&self) -> PathBuf {
         self.root.join("config.toml")
