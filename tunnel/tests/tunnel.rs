@@ -137,3 +137,48 @@ async fn abandoned_connections_do_not_block_a_legitimate_client() {
     assert_eq!(echo_round_trip(&setup, b"still here").await, b"still here");
     assert_eq!(setup.echo_count(), 1);
 }
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_and_counted() {
+    let setup = common::start_with(zpm_tunnel::Limits {
+        idle: Duration::from_millis(200),
+        ..zpm_tunnel::Limits::default()
+    })
+    .await;
+    let (mut stream, _noise) = handshaken(&setup).await;
+    wait_cut(&mut stream).await;
+    let stats = setup.stats.snapshot();
+    assert_eq!(stats.timeouts, 1);
+    assert_eq!(stats.frames_rejected, 0);
+}
+
+#[tokio::test]
+async fn expose_carries_a_local_ipc_connection_through_the_tunnel() {
+    use tokio::io::AsyncReadExt as _;
+    let setup = start(DEADLINE).await;
+    let path = setup.dir.path().join("local.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind local");
+    let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
+    tokio::spawn(zpm_tunnel::expose(
+        listener,
+        setup.addr.to_string(),
+        setup.key.clone(),
+        zpm_tunnel::Limits::default(),
+        std::sync::Arc::clone(&stats),
+    ));
+    let mut local = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect local");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let (mut r, mut w) = local.split();
+    let writer = async { w.write_all(&data).await.expect("write") };
+    let reader = async {
+        let mut got = vec![0u8; data.len()];
+        r.read_exact(&mut got).await.expect("read");
+        got
+    };
+    let ((), got) = tokio::join!(writer, reader);
+    assert!(got == data, "echo differs");
+    assert_eq!(setup.echo_count(), 1);
+    assert_eq!(stats.snapshot().connections, 1);
+}

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener};
 use zpm_tunnel::{HandshakeLimits, Key, Limits, TunnelStats};
 
 pub struct Setup {
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub addr: std::net::SocketAddr,
     pub key: Key,
     pub stats: Arc<TunnelStats>,
@@ -26,6 +26,17 @@ impl Setup {
 }
 
 pub async fn start(handshake_deadline: Duration) -> Setup {
+    start_with(Limits {
+        handshake: HandshakeLimits {
+            deadline: handshake_deadline,
+            ..HandshakeLimits::default()
+        },
+        ..Limits::default()
+    })
+    .await
+}
+
+pub async fn start_with(limits: Limits) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let ipc: PathBuf = dir.path().join("echo.sock");
     let echo = UnixListener::bind(&ipc).expect("bind echo");
@@ -47,13 +58,6 @@ pub async fn start(handshake_deadline: Duration) -> Setup {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
     let addr = listener.local_addr().expect("addr");
     let stats = Arc::new(TunnelStats::default());
-    let limits = Limits {
-        handshake: HandshakeLimits {
-            deadline: handshake_deadline,
-            ..HandshakeLimits::default()
-        },
-        ..Limits::default()
-    };
     tokio::spawn(zpm_tunnel::serve(
         listener,
         key.clone(),
@@ -62,7 +66,7 @@ pub async fn start(handshake_deadline: Duration) -> Setup {
         Arc::clone(&stats),
     ));
     Setup {
-        _dir: dir,
+        dir,
         addr,
         key,
         stats,
