@@ -41,62 +41,68 @@ fn builder(key: &Key) -> Result<Builder<'_>, Error> {
         .map_err(Error::Handshake)
 }
 
+/// Which end of the handshake this is: the initiator speaks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Initiator,
+    Responder,
+}
+
 /// Runs the initiator side on `stream` and returns the sealed transport.
-pub async fn initiate<S>(
-    mut stream: S,
-    key: &Key,
-    limits: HandshakeLimits,
-) -> Result<Sealed<S>, Error>
+pub async fn initiate<S>(stream: S, key: &Key, limits: HandshakeLimits) -> Result<Sealed<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let noise = initiate_on(&mut stream, key, limits).await?;
-    Ok(Sealed::from_parts(stream, noise))
+    seal_after(stream, key, limits, Side::Initiator).await
 }
 
 /// Runs the responder side on `stream` and returns the sealed transport.
-pub async fn respond<S>(
+pub async fn respond<S>(stream: S, key: &Key, limits: HandshakeLimits) -> Result<Sealed<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    seal_after(stream, key, limits, Side::Responder).await
+}
+
+async fn seal_after<S>(
     mut stream: S,
     key: &Key,
     limits: HandshakeLimits,
+    side: Side,
 ) -> Result<Sealed<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let noise = respond_on(&mut stream, key, limits).await?;
+    let noise = handshake_on(&mut stream, key, limits, side).await?;
     Ok(Sealed::from_parts(stream, noise))
 }
 
-/// Borrowing variants, so a server can count a failure while it still holds the stream.
-pub(crate) async fn initiate_on<S>(
+/// The handshake on a borrowed stream, so a server can count a failure while it still
+/// holds the stream.
+pub(crate) async fn handshake_on<S>(
     stream: &mut S,
     key: &Key,
     limits: HandshakeLimits,
+    side: Side,
 ) -> Result<TransportState, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut state = builder(key)?.build_initiator().map_err(Error::Handshake)?;
+    let builder = builder(key)?;
+    let mut state = match side {
+        Side::Initiator => builder.build_initiator(),
+        Side::Responder => builder.build_responder(),
+    }
+    .map_err(Error::Handshake)?;
     with_deadline(limits, async {
-        write_message(stream, &mut state).await?;
+        // NNpsk0 is one message each way; the initiator's goes first.
+        if side == Side::Initiator {
+            write_message(stream, &mut state).await?;
+        }
         read_message(stream, &mut state, limits.max_message).await?;
-        state.into_transport_mode().map_err(Error::Handshake)
-    })
-    .await
-}
-
-pub(crate) async fn respond_on<S>(
-    stream: &mut S,
-    key: &Key,
-    limits: HandshakeLimits,
-) -> Result<TransportState, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut state = builder(key)?.build_responder().map_err(Error::Handshake)?;
-    with_deadline(limits, async {
-        read_message(stream, &mut state, limits.max_message).await?;
-        write_message(stream, &mut state).await?;
+        if side == Side::Responder {
+            write_message(stream, &mut state).await?;
+        }
         state.into_transport_mode().map_err(Error::Handshake)
     })
     .await

@@ -188,7 +188,14 @@ async fn serve_one(
     stats: &TunnelStats,
 ) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
-    let noise = match handshake::respond_on(&mut stream, key, limits.handshake).await {
+    let noise = match handshake::handshake_on(
+        &mut stream,
+        key,
+        limits.handshake,
+        handshake::Side::Responder,
+    )
+    .await
+    {
         Ok(noise) => noise,
         Err(e) => {
             stats.count(&e, true);
