@@ -29,8 +29,26 @@ fn seq_bytes(n: u64) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+/// `start SEQ --name NAME --no-autorestart -- 1 N`: the same command line for zpm and PM2.
+pub(super) fn seq_app<'a>(seq: &'a str, name: &'a str, n: &'a str) -> [&'a str; 8] {
+    [
+        "start",
+        seq,
+        "--name",
+        name,
+        "--no-autorestart",
+        "--",
+        "1",
+        n,
+    ]
+}
+
 /// Polls `path` every millisecond until it holds `len` bytes; meanwhile calls `sample`.
-fn wait_len(path: &Path, len: u64, mut sample: impl FnMut()) -> anyhow::Result<Duration> {
+pub(super) fn wait_len(
+    path: &Path,
+    len: u64,
+    mut sample: impl FnMut(),
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     poll(&format!("{len} bytes in {}", path.display()), LIMIT, || {
         sample();
@@ -106,18 +124,9 @@ fn follow_flood(zpm: &Zpm, seq: &str, flood_len: u64) -> anyhow::Result<Vec<Figu
     let ticks = |pid: u32| zpm_host::procfs::stat(pid).map_or(0, |s| s.cpu_ticks());
     let cpu_before = ticks(pid);
     let started = Instant::now();
-    zpm.cmd(&[
-        "start",
-        seq,
-        "--name",
-        "f10",
-        "--no-autorestart",
-        "--",
-        "1",
-        "10000000",
-    ])
-    .output()
-    .context("zpm start")?;
+    zpm.cmd(&seq_app(seq, "f10", "10000000"))
+        .output()
+        .context("zpm start")?;
     let logs = zpm.home.path().join("logs").join("f10-out.log");
     wait_len(&logs, flood_len, || {})?;
     let mut last = (
@@ -173,18 +182,9 @@ fn measure_zpm(settings: &Settings, million: &[u8], flood_len: u64) -> anyhow::R
         "the floor",
     )];
     let start = |name: &str, n: &str| {
-        zpm.cmd(&[
-            "start",
-            &seq,
-            "--name",
-            name,
-            "--no-autorestart",
-            "--",
-            "1",
-            n,
-        ])
-        .output()
-        .context("zpm start")
+        zpm.cmd(&seq_app(&seq, name, n))
+            .output()
+            .context("zpm start")
     };
     let started = Instant::now();
     start("m1", "1000000")?;

@@ -151,24 +151,10 @@ impl Pm2 {
         timed(&mut self.cmd(&["ping"]))?;
         let seq = super::zpm::which("seq")?.display().to_string();
         let logs = self.home.path().join("logs");
-        let start = |name: &str, n: &str| {
-            timed(&mut self.cmd(&[
-                "start",
-                &seq,
-                "--name",
-                name,
-                "--no-autorestart",
-                "--",
-                "1",
-                n,
-            ]))
-        };
-        let wait = |name: &str, len: u64| -> anyhow::Result<()> {
-            let path = logs.join(format!("{name}-out.log"));
-            poll(&format!("{len} bytes in {}", path.display()), LIMIT, || {
-                std::thread::sleep(Duration::from_millis(1));
-                Ok((std::fs::metadata(&path).map_or(0, |m| m.len()) >= len).then_some(()))
-            })
+        let start =
+            |name: &str, n: &str| timed(&mut self.cmd(&super::logs::seq_app(&seq, name, n)));
+        let wait = |name: &str, len: u64| {
+            super::logs::wait_len(&logs.join(format!("{name}-out.log")), len, || {}).map(drop)
         };
         let started = Instant::now();
         start("m1", "1000000")?;
