@@ -15,6 +15,7 @@ mod logs_cli;
 mod logs_fetch;
 mod metrics;
 mod monit;
+mod remote;
 mod restart_policy;
 mod stop_tree;
 mod validation;

@@ -7,4 +7,5 @@ pub mod god_keeper;
 pub mod link;
 pub mod logs;
 pub mod metrics;
+pub mod remote;
 pub mod spawner;

@@ -31,6 +31,7 @@ async fn hello_is_said_on_a_connection_made_before_the_task_ran() {
                     uptime_ms: 0,
                     warnings: vec![],
                     guards: std::collections::BTreeMap::new(),
+                    listening: None,
                 })
             }
         })

@@ -11,8 +11,27 @@ use std::path::PathBuf;
     about = "A process manager built as a message-bus framework"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Talking to a God on another host, through the keyed tunnel.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// Talk to the God serving tcp://HOST:PORT (`zpm daemon --listen`) instead of this
+    /// host's.
+    #[arg(
+        long,
+        global = true,
+        env = "ZPM_CONNECT",
+        value_name = "tcp://HOST:PORT"
+    )]
+    pub connect: Option<String>,
+    /// The tunnel's pre-shared key [default: $ZPM_HOME/key].
+    #[arg(long, global = true, env = "ZPM_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,8 +120,21 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Run the daemon (God) in the foreground; the CLI starts it by itself.
-    #[command(hide = true)]
-    Daemon,
+    Daemon {
+        /// Also serve other hosts on tcp://ADDR:PORT, through the keyed tunnel (default:
+        /// `listen` in config.toml; unset = this host only).
+        /// The key is `--key-file`, else `key_file` in config.toml, else $ZPM_HOME/key.
+        #[arg(long, value_name = "tcp://ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Expose a remote God (`--connect`, `--key-file`) in a local directory, as
+    /// DIR/rpc.sock and DIR/bus.sock (the names they have in $ZPM_HOME), for programs that
+    /// speak zpm's protocol but not its tunnel; Ctrl-C to stop.
+    Tunnel {
+        /// ipc://DIR (or DIR): created 0700 if missing.
+        #[arg(long, value_name = "ipc://DIR")]
+        local: String,
+    },
     /// Run a local agent; God starts them by itself.
     #[command(hide = true)]
     Agent { role: String },

@@ -4,7 +4,6 @@
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use tokio::time::Instant;
-use zpm_host::config::Config;
 use zpm_host::home::Home;
 use zpm_host::launch::daemon_command;
 use zpm_proto::method::god;
@@ -14,13 +13,9 @@ use zpm_rpc::{CallError, Client, ClientOptions, NoParams};
 const READY_WITHIN: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
-fn rpc_socket(home: &Home) -> std::path::PathBuf {
-    home.root().join("rpc.sock")
-}
-
 /// True if something accepts connections on God's rpc socket.
 pub fn god_listening(home: &Home) -> bool {
-    std::os::unix::net::UnixStream::connect(rpc_socket(home)).is_ok()
+    std::os::unix::net::UnixStream::connect(home.rpc_socket()).is_ok()
 }
 
 pub fn client(home: &Home) -> Client {
@@ -46,8 +41,8 @@ pub async fn ensure_daemon(home: &Home) -> anyhow::Result<(Client, Pong)> {
 }
 
 fn launch_daemon(home: &Home) -> anyhow::Result<()> {
-    // A daemon that cannot read its configuration would only say so in its log.
-    Config::load(&home.config_file())?;
+    // A daemon that cannot read its configuration (or its key) would only say so in its log.
+    crate::remote::god_listen(home, None, None)?;
     let exe = std::env::current_exe().context("finding the zpm executable")?;
     daemon_command(&exe, home, &["daemon"], &home.daemon_log())
         .with_context(|| format!("opening {}", home.daemon_log().display()))?

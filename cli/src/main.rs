@@ -11,6 +11,7 @@ mod logs;
 mod monit;
 mod output;
 mod processes;
+mod remote;
 mod startup;
 mod verbs;
 
@@ -22,7 +23,7 @@ fn main() -> std::process::ExitCode {
     // The daemons skip the command-line parser: building its tree of every subcommand
     // would page in code no daemon runs again (resident memory in every daemon process).
     let outcome = match daemon_process() {
-        Some(Daemon::God) => home::resolve().and_then(processes::daemon),
+        Some(Daemon::God) => home::resolve().and_then(|home| processes::daemon(home, None, None)),
         Some(Daemon::Agent(role)) => home::resolve().and_then(|home| processes::agent(home, &role)),
         None => run(Cli::parse()),
     };
@@ -64,7 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config(a) => show_config(&home::resolve()?, a.json),
         Command::Keygen { out } => keygen(out),
-        Command::Daemon => processes::daemon(home::resolve()?),
+        Command::Daemon { listen } => {
+            processes::daemon(home::resolve()?, listen, cli.remote.key_file)
+        }
         Command::Agent { role } => processes::agent(home::resolve()?, &role),
         command => {
             let home = home::resolve()?;
@@ -72,7 +75,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(verbs::run(command, &home))
+            let god = remote::remote_god(&cli.remote, &home)?;
+            runtime.block_on(async {
+                match (command, god) {
+                    (Command::Tunnel { local }, Some(god)) => remote::tunnel(&local, &god).await,
+                    (Command::Tunnel { .. }, None) => {
+                        anyhow::bail!("zpm tunnel needs --connect tcp://HOST:PORT (or ZPM_CONNECT)")
+                    }
+                    (command, None) => verbs::run(command, &home, false).await,
+                    (command, Some(god)) => remote::run(command, &god).await,
+                }
+            })
         }
     }
 }

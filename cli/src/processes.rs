@@ -38,7 +38,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn daemon(home: Home) -> anyhow::Result<()> {
+pub fn daemon(
+    home: Home,
+    listen: Option<String>,
+    key_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    // Checked before detaching, so `zpm daemon --listen …` in a terminal shows the error.
+    let listen = crate::remote::god_listen(&home, listen, key_file)?;
     detach();
     init_logging();
     let exe = std::env::current_exe().context("finding the zpm executable")?;
@@ -49,6 +55,7 @@ pub fn daemon(home: Home) -> anyhow::Result<()> {
             home: home.clone(),
         },
         home,
+        listen,
     };
     match runtime()?.block_on(zpm_god::run(options)) {
         Err(zpm_god::GodError::Lock(zpm_host::LockError::Held(path))) => {

@@ -30,7 +30,9 @@ pub(crate) async fn call<M: Method>(
     }
 }
 
-pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
+/// Runs a verb against the God whose endpoints are in `home` (for a `remote` God, a
+/// directory of tunnel ends).
+pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<()> {
     match command {
         Command::Start(args) => start(home, *args).await,
         Command::Stop(t) => lifecycle::<app::Stop>(home, t).await,
@@ -74,7 +76,7 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
                 print_line("pong")
             }
         }
-        Command::Kill => kill(home).await,
+        Command::Kill => kill(home, remote).await,
         Command::Save(a) => save(home, a).await,
         Command::Resurrect(a) => {
             let (client, _) = ensure_daemon(home).await?;
@@ -101,7 +103,8 @@ pub async fn run(command: Command, home: &Home) -> anyhow::Result<()> {
         | Command::Config(_)
         | Command::Keygen { .. }
         | Command::Completions { .. }
-        | Command::Daemon
+        | Command::Daemon { .. }
+        | Command::Tunnel { .. }
         | Command::Agent { .. } => {
             unreachable!("handled before a runtime is built")
         }
@@ -324,8 +327,9 @@ async fn save(home: &Home, args: SaveArgs) -> anyhow::Result<()> {
     ))
 }
 
-/// Orders God to stop everything and exit, then waits until its process is gone.
-async fn kill(home: &Home) -> anyhow::Result<()> {
+/// Orders God to stop everything and exit, then waits until its process is gone (a
+/// `remote` one: until it no longer answers).
+async fn kill(home: &Home, remote: bool) -> anyhow::Result<()> {
     if !god_listening(home) {
         return print_line("zpm: no daemon running");
     }
@@ -338,8 +342,26 @@ async fn kill(home: &Home) -> anyhow::Result<()> {
         Ok(_) | Err(CallError::ConnectionLost { .. }) => {}
         Err(e) => return Err(e).context("asking the daemon to exit"),
     }
-    wait_gone(pong.pid, Duration::from_secs(15)).await?;
+    if remote {
+        wait_silent(&client, Duration::from_secs(15)).await?;
+    } else {
+        wait_gone(pong.pid, Duration::from_secs(15)).await?;
+    }
     print_line("zpm: daemon killed")
+}
+
+async fn wait_silent(client: &Client, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let ping = client.call_method::<god::Ping>(&NoParams {}, Duration::from_millis(200));
+        if ping.await.is_err() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the remote daemon still answers {limit:?} after it was told to exit");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {

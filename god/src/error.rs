@@ -9,6 +9,12 @@ pub enum GodError {
     Bind(#[from] zpm_rpc::BindError),
     #[error("cannot start the bus: {0}")]
     Bus(#[from] zpm_bus::BusError),
+    #[error("cannot listen on {endpoint}: {source}")]
+    Listen {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot launch the {role} agent: {source}")]
     Launch {
         role: String,

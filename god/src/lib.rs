@@ -12,9 +12,11 @@ mod persist;
 mod registry;
 mod state;
 mod table;
+mod tcp;
 
 pub use error::GodError;
 pub use launcher::AgentLauncher;
+pub use tcp::Listen;
 
 use state::God;
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub struct GodOptions {
     pub host: String,
     /// Starts local agents as separate processes (`zpm agent <role>`).
     pub launcher: AgentLauncher,
+    /// Also serve other hosts on TCP, through the keyed tunnel.
+    pub listen: Option<Listen>,
 }
 
 /// Runs God until `zpm kill` or SIGTERM/SIGINT. Fails fast if another God holds the home.
@@ -53,6 +57,10 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
         .bind(&[&options.home.rpc_endpoint()])
         .await?;
     let _ = god.rpc_guard.set(server.guard_stats());
+    if let Some(listen) = &options.listen {
+        let stats = tcp::serve(listen, &options.home).await?;
+        let _ = god.tcp.set((listen.endpoint.clone(), stats));
+    }
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
     god.announce_up().await;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));

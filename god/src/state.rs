@@ -29,6 +29,8 @@ pub struct God {
     publisher: zpm_bus::Publisher,
     /// The rpc server's guard counters, once it is bound.
     pub rpc_guard: std::sync::OnceLock<std::sync::Arc<zpm_rpc::GuardStats>>,
+    /// The TCP address God serves other hosts on and its tunnel's counters, if it does.
+    pub tcp: std::sync::OnceLock<(String, std::sync::Arc<zpm_tunnel::TunnelStats>)>,
     pub shutdown: Notify,
     /// One per local agent role: its health (told when its hello is accepted, which
     /// resets its keeper's backoff) and what its keeper last knew.
@@ -76,6 +78,7 @@ impl God {
             changes: watch::Sender::new(0),
             publisher,
             rpc_guard: std::sync::OnceLock::new(),
+            tcp: std::sync::OnceLock::new(),
             shutdown: Notify::new(),
             keepers: Role::ALL
                 .into_iter()
@@ -178,6 +181,7 @@ impl God {
                 .dropped
                 .load(std::sync::atomic::Ordering::Relaxed),
             guards: self.guard_counters(),
+            listening: self.tcp.get().map(|(endpoint, _)| endpoint.clone()),
         }
     }
 
@@ -189,6 +193,9 @@ impl God {
             guards.insert("rpc".to_owned(), rpc.snapshot().by_name());
         }
         guards.insert("bus".to_owned(), self.publisher.guard_counters().by_name());
+        if let Some((_, tcp)) = self.tcp.get() {
+            guards.insert("tcp".to_owned(), tcp.snapshot().by_name());
+        }
         guards
     }
 

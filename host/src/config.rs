@@ -10,6 +10,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `tcp://ADDR:PORT`: God also serves remote agents and CLIs there, through the keyed
+    /// tunnel. Unset = ipc only.
+    pub listen: Option<String>,
+    /// The tunnel's pre-shared key (`zpm keygen`); unset = `$ZPM_HOME/key`.
+    pub key_file: Option<PathBuf>,
     pub logs: LogsConfig,
     pub metrics: MetricsConfig,
 }
@@ -98,6 +103,9 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(listen) = &self.listen {
+            zpm_tunnel::tcp_address(listen).map_err(|e| format!("listen: {e}"))?;
+        }
         if self.metrics.interval < Duration::from_millis(100) {
             return Err("metrics.interval must be at least 100ms".into());
         }
@@ -128,7 +136,18 @@ impl Config {
             |addr| format!("prometheus = \"{addr}\""),
         );
         let interval = humantime::format_duration(self.metrics.interval);
+        let listen = self.listen.as_ref().map_or_else(
+            || "# listen: unset (ipc only)".to_owned(),
+            |listen| format!("listen = {}", toml_string(listen)),
+        );
+        let key_file = self.key_file.as_ref().map_or_else(
+            || "# key_file: unset ($ZPM_HOME/key)".to_owned(),
+            |path| format!("key_file = {}", toml_string(&path.display().to_string())),
+        );
         [
+            listen,
+            key_file,
+            String::new(),
             "[logs]".to_owned(),
             max_size,
             format!("retain = {}", logs.retain),
@@ -231,7 +250,8 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let config = Config::parse(
-            "[logs]\nmax_size = \"10M\"\nretain = 3\ncompress = true\ndate_format = \"%H:%M\"\n\
+            "listen = \"tcp://127.0.0.1:7100\"\nkey_file = \"/etc/zpm/key\"\n\
+             [logs]\nmax_size = \"10M\"\nretain = 3\ncompress = true\ndate_format = \"%H:%M\"\n\
              [metrics]\ninterval = \"2s\"\nprometheus = \"127.0.0.1:9615\"\n",
         )
         .unwrap();
@@ -240,6 +260,8 @@ mod tests {
         assert_eq!(config.logs.date_format.as_deref(), Some("%H:%M"));
         assert_eq!(config.metrics.interval, Duration::from_secs(2));
         assert_eq!(config.metrics.prometheus.unwrap().port(), 9615);
+        assert_eq!(config.listen.as_deref(), Some("tcp://127.0.0.1:7100"));
+        assert_eq!(config.key_file.as_deref(), Some(Path::new("/etc/zpm/key")));
         assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
     }
 
@@ -256,6 +278,8 @@ mod tests {
             ),
             ("[metrics]\nprometheus = \"nowhere\"\n", "prometheus"),
             ("[logz]\n", "logz"),
+            ("listen = \"0.0.0.0:7100\"\n", "listen"),
+            ("listen = \"tcp://0.0.0.0\"\n", "listen"),
         ] {
             let message = Config::parse(text).unwrap_err();
             assert!(message.contains(key), "{text:?} → {message}");

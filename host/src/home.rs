@@ -26,9 +26,19 @@ impl Home {
         self.ipc("rpc.sock")
     }
 
+    /// The path behind [`Home::rpc_endpoint`].
+    pub fn rpc_socket(&self) -> PathBuf {
+        self.root.join("rpc.sock")
+    }
+
     /// God's bus ROUTER.
     pub fn bus_endpoint(&self) -> String {
         self.ipc("bus.sock")
+    }
+
+    /// The path behind [`Home::bus_endpoint`].
+    pub fn bus_socket(&self) -> PathBuf {
+        self.root.join("bus.sock")
     }
 
     /// The spawner's host-local endpoint (`logs.fetch`).

@@ -34,6 +34,10 @@ pub fn daemon_command(
         .args(args)
         .env("ZPM_HOME", home.root())
         .envs(DAEMON_ENV)
+        // A daemon takes where God is and its key from the home, never from the shell of
+        // whoever launched it.
+        .env_remove("ZPM_CONNECT")
+        .env_remove("ZPM_KEY_FILE")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);

@@ -17,6 +17,10 @@ pub struct Pong {
     /// refused and cut off, and why (PROTOCOL.md, "Limits").
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub guards: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// The `tcp://` address God serves other hosts on (through the keyed tunnel), if any;
+    /// its counters are `guards["tcp"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<String>,
 }
 
 /// The agent roles God launches and keeps alive on its own host, one process each.

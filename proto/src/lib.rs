@@ -12,6 +12,7 @@ pub mod method;
 pub mod metrics;
 mod process;
 pub mod topics;
+pub mod tunnel;
 pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};

@@ -51,7 +51,10 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-pub(crate) fn bind_ipc_listener(path: &Path) -> Result<UnixListener, BindError> {
+/// Binds a unix listener at `path` by the rules above (stale file removed only if dead,
+/// under a lock, bound under a temporary name and renamed): for whoever serves an ipc path
+/// without zmq.rs, e.g. the tunnel's local ends.
+pub fn bind_ipc_listener(path: &Path) -> Result<UnixListener, BindError> {
     let lock_file_path = lock_path(path);
     let lock_file = std::fs::OpenOptions::new()
         .create(true)

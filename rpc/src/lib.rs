@@ -21,7 +21,7 @@ mod server;
 mod typed;
 
 pub use client::{Client, ClientOptions, Push};
-pub use endpoint::is_loopback_or_ipc;
+pub use endpoint::{bind_ipc_listener, is_loopback_or_ipc};
 pub use envelope::{ENVELOPE_VERSION, NoParams};
 pub use error::{BindError, CallError, ErrorCode, RpcError};
 pub use guard::{Guard, GuardCounters, GuardLimits, GuardStats, Ledger, bind_endpoint};

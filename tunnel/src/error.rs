@@ -12,6 +12,10 @@ pub enum Error {
     HandshakeTooLarge { len: usize, max: usize },
     #[error("handshake failed (wrong key or not a zpm tunnel peer): {0}")]
     Handshake(snow::Error),
+    #[error("bad service name {0:?} (1-64 of [A-Za-z0-9_-])")]
+    BadService(String),
+    #[error("no such service: {0:?}")]
+    UnknownService(String),
     #[error("peer closed the connection during the handshake")]
     HandshakeClosed,
     #[error("frame of {0} bytes is shorter than its authentication tag")]

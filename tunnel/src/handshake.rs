@@ -1,6 +1,8 @@
 //! `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` over any byte stream: the initiator's first
 //! message already proves the pre-shared key, so a responder learns whether a peer holds
-//! it from 48 bytes, before anything is forwarded anywhere.
+//! it from 48 bytes, before anything is forwarded anywhere. That message's payload names
+//! the service the initiator wants (`rpc`, `bus`): encrypted and authenticated by the key,
+//! so one port serves every endpoint and a peer without the key learns nothing of them.
 
 use crate::seal::{self, HEADER};
 use crate::{Error, Key};
@@ -33,6 +35,23 @@ impl Default for HandshakeLimits {
     }
 }
 
+/// Longest service name an initiator may ask for.
+pub const MAX_SERVICE: usize = 64;
+
+/// The service an initiator asks for, checked before any byte is sent.
+pub(crate) fn check_service(service: &str) -> Result<(), Error> {
+    let ok = !service.is_empty()
+        && service.len() <= MAX_SERVICE
+        && service
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadService(service.escape_debug().to_string()))
+    }
+}
+
 fn builder(key: &Key) -> Result<Builder<'_>, Error> {
     let params = PATTERN.parse().map_err(Error::Handshake)?;
     Builder::new(params)
@@ -41,69 +60,80 @@ fn builder(key: &Key) -> Result<Builder<'_>, Error> {
         .map_err(Error::Handshake)
 }
 
-/// Which end of the handshake this is: the initiator speaks first.
+/// Which end of the handshake this is: the initiator speaks first, naming the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Initiator,
+pub enum Side<'a> {
+    Initiator(&'a str),
     Responder,
 }
 
-/// Runs the initiator side on `stream` and returns the sealed transport.
-pub async fn initiate<S>(stream: S, key: &Key, limits: HandshakeLimits) -> Result<Sealed<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    seal_after(stream, key, limits, Side::Initiator).await
-}
-
-/// Runs the responder side on `stream` and returns the sealed transport.
-pub async fn respond<S>(stream: S, key: &Key, limits: HandshakeLimits) -> Result<Sealed<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    seal_after(stream, key, limits, Side::Responder).await
-}
-
-async fn seal_after<S>(
+/// Runs the initiator side on `stream`, asking for `service`, and returns the sealed
+/// transport.
+pub async fn initiate<S>(
     mut stream: S,
     key: &Key,
+    service: &str,
     limits: HandshakeLimits,
-    side: Side,
 ) -> Result<Sealed<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let noise = handshake_on(&mut stream, key, limits, side).await?;
+    check_service(service)?;
+    let (noise, _) = handshake_on(&mut stream, key, limits, Side::Initiator(service)).await?;
     Ok(Sealed::from_parts(stream, noise))
 }
 
+/// Runs the responder side on `stream`; returns the sealed transport and the service the
+/// initiator asked for (not yet checked against what the caller serves).
+pub async fn respond<S>(
+    mut stream: S,
+    key: &Key,
+    limits: HandshakeLimits,
+) -> Result<(Sealed<S>, String), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (noise, service) = handshake_on(&mut stream, key, limits, Side::Responder).await?;
+    Ok((Sealed::from_parts(stream, noise), service))
+}
+
 /// The handshake on a borrowed stream, so a server can count a failure while it still
-/// holds the stream.
+/// holds the stream. Returns the service named by the initiator (for the initiator, the
+/// one it asked for).
 pub(crate) async fn handshake_on<S>(
     stream: &mut S,
     key: &Key,
     limits: HandshakeLimits,
-    side: Side,
-) -> Result<TransportState, Error>
+    side: Side<'_>,
+) -> Result<(TransportState, String), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let builder = builder(key)?;
     let mut state = match side {
-        Side::Initiator => builder.build_initiator(),
+        Side::Initiator(_) => builder.build_initiator(),
         Side::Responder => builder.build_responder(),
     }
     .map_err(Error::Handshake)?;
     with_deadline(limits, async {
-        // NNpsk0 is one message each way; the initiator's goes first.
-        if side == Side::Initiator {
-            write_message(stream, &mut state).await?;
-        }
-        read_message(stream, &mut state, limits.max_message).await?;
-        if side == Side::Responder {
-            write_message(stream, &mut state).await?;
-        }
-        state.into_transport_mode().map_err(Error::Handshake)
+        // NNpsk0 is one message each way; the initiator's goes first, naming the service.
+        let service = match side {
+            Side::Initiator(service) => {
+                write_message(stream, &mut state, service.as_bytes()).await?;
+                read_message(stream, &mut state, limits.max_message).await?;
+                service.to_owned()
+            }
+            Side::Responder => {
+                let asked = read_message(stream, &mut state, limits.max_message).await?;
+                write_message(stream, &mut state, &[]).await?;
+                let service =
+                    String::from_utf8(asked).map_err(|e| Error::BadService(e.to_string()))?;
+                check_service(&service)?;
+                service
+            }
+        };
+        let noise = state.into_transport_mode().map_err(Error::Handshake)?;
+        Ok((noise, service))
     })
     .await
 }
@@ -144,10 +174,11 @@ async fn with_deadline<T>(
 async fn write_message<S: AsyncWrite + Unpin>(
     stream: &mut S,
     state: &mut HandshakeState,
+    payload: &[u8],
 ) -> Result<(), Error> {
     let mut buf = [0u8; HEADER + 256];
     let n = state
-        .write_message(&[], &mut buf[HEADER..])
+        .write_message(payload, &mut buf[HEADER..])
         .map_err(Error::Handshake)?;
     buf[..HEADER].copy_from_slice(&(n as u16).to_be_bytes());
     stream.write_all(&buf[..HEADER + n]).await?;
@@ -155,12 +186,13 @@ async fn write_message<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Reads exactly one message and nothing more, so no transport bytes are swallowed.
+/// Reads exactly one message and nothing more, so no transport bytes are swallowed;
+/// returns its payload.
 async fn read_message<S: AsyncRead + Unpin>(
     stream: &mut S,
     state: &mut HandshakeState,
     max: usize,
-) -> Result<(), Error> {
+) -> Result<Vec<u8>, Error> {
     let mut header = [0u8; HEADER];
     read_exact(stream, &mut header).await?;
     let len = usize::from(u16::from_be_bytes(header));
@@ -170,10 +202,11 @@ async fn read_message<S: AsyncRead + Unpin>(
     let mut msg = vec![0u8; len];
     read_exact(stream, &mut msg).await?;
     let mut payload = vec![0u8; len];
-    state
+    let n = state
         .read_message(&msg, &mut payload)
         .map_err(Error::Handshake)?;
-    Ok(())
+    payload.truncate(n);
+    Ok(payload)
 }
 
 async fn read_exact<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<(), Error> {

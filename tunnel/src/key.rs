@@ -13,7 +13,7 @@ const MAX_FILE_BYTES: u64 = 2 * KEY_BYTES as u64 + 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}")]
     Io {
         path: PathBuf,
         what: &'static str,

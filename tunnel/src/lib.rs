@@ -7,13 +7,18 @@
 //! ([`pipe`]). The server side connects to the ipc endpoint only after the peer proved the
 //! key, so every zpm component keeps speaking ZMTP to an ipc path behind the frame guard.
 
+pub mod addr;
 mod error;
 pub mod handshake;
 pub mod key;
 pub mod pipe;
 pub mod seal;
 
+pub use addr::{AddrError, tcp_address};
 pub use error::Error;
 pub use handshake::{HandshakeLimits, Sealed, SealedReader, SealedWriter};
 pub use key::{Key, KeyError};
-pub use pipe::{Limits, StatsSnapshot, TunnelStats, bridge, connect, expose, serve};
+pub use pipe::{
+    Limits, PROBE, Remote, Services, StatsSnapshot, TunnelStats, bridge, connect, connect_with,
+    expose, probe, serve,
+};

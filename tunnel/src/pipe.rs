@@ -4,6 +4,7 @@
 use crate::handshake::{self, HandshakeLimits, Sealed};
 use crate::seal::MAX_CHUNK;
 use crate::{Error, Key};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,22 @@ pub struct StatsSnapshot {
     pub handshakes_failed: u64,
     pub frames_rejected: u64,
     pub timeouts: u64,
+}
+
+impl StatsSnapshot {
+    /// The counters by name, as `zpm ping --json` shows them.
+    pub fn by_name(&self) -> BTreeMap<String, u64> {
+        [
+            ("connections", self.connections),
+            ("refused", self.refused),
+            ("handshakes_failed", self.handshakes_failed),
+            ("frames_rejected", self.frames_rejected),
+            ("timeouts", self.timeouts),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), n))
+        .collect()
+    }
 }
 
 impl TunnelStats {
@@ -149,19 +166,27 @@ where
     result
 }
 
+/// The service every tunnel server answers without carrying anything anywhere: the
+/// connection ends right after the handshake. A client checks address and key with it.
+pub const PROBE: &str = "probe";
+
+/// What a tunnel server offers: service name (asked for in the handshake) → the ipc path
+/// a connection for it is carried to.
+pub type Services = BTreeMap<String, PathBuf>;
+
 /// Serves a tunnel: accepts TCP, runs the responder handshake, and only then connects to
-/// `to_ipc` and bridges, so no byte of a peer without the key ever reaches the ipc
-/// endpoint. Runs until the listener fails.
+/// the ipc path of the service the peer asked for and bridges, so no byte of a peer
+/// without the key ever reaches an ipc endpoint. Runs until the listener fails.
 pub async fn serve(
     listener: TcpListener,
     key: Key,
-    to_ipc: PathBuf,
+    services: Services,
     limits: Limits,
     stats: Arc<TunnelStats>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let key = Arc::new(key);
-    let to_ipc = Arc::new(to_ipc);
+    let to_ipc = Arc::new(services);
     loop {
         let (stream, peer) = listener.accept().await?;
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
@@ -183,51 +208,87 @@ pub async fn serve(
 async fn serve_one(
     mut stream: TcpStream,
     key: &Key,
-    to_ipc: &std::path::Path,
+    services: &Services,
     limits: Limits,
     stats: &TunnelStats,
 ) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
-    let noise = match handshake::handshake_on(
+    let handshake = handshake::handshake_on(
         &mut stream,
         key,
         limits.handshake,
         handshake::Side::Responder,
     )
     .await
-    {
-        Ok(noise) => noise,
-        Err(e) => {
-            stats.count(&e, true);
-            return Err(e);
-        }
+    .and_then(|(noise, service)| match services.get(&service) {
+        Some(path) => Ok((noise, Some(path))),
+        None if service == PROBE => Ok((noise, None)),
+        None => Err(Error::UnknownService(service)),
+    });
+    let (noise, Some(to_ipc)) = handshake.inspect_err(|e| stats.count(e, true))? else {
+        return Ok(()); // a probe
     };
     let sealed = Sealed::from_parts(stream, noise);
     let local = UnixStream::connect(to_ipc).await?;
     bridge_counted(sealed, local, limits.idle, Some(stats)).await
 }
 
-/// Dials a tunnel server and completes the initiator handshake (default limits).
-pub async fn connect(addr: impl ToSocketAddrs, key: &Key) -> Result<Sealed<TcpStream>, Error> {
-    connect_with(addr, key, HandshakeLimits::default()).await
+/// Dials a tunnel server for `service` and completes the initiator handshake (default
+/// limits).
+pub async fn connect(
+    addr: impl ToSocketAddrs,
+    key: &Key,
+    service: &str,
+) -> Result<Sealed<TcpStream>, Error> {
+    connect_with(addr, key, service, HandshakeLimits::default()).await
 }
 
 pub async fn connect_with(
     addr: impl ToSocketAddrs,
     key: &Key,
+    service: &str,
     limits: HandshakeLimits,
 ) -> Result<Sealed<TcpStream>, Error> {
+    handshake::check_service(service)?;
     let stream = TcpStream::connect(addr).await?;
     let _ = stream.set_nodelay(true);
-    handshake::initiate(stream, key, limits).await
+    handshake::initiate(stream, key, service, limits).await
 }
 
-/// The local end (the future `zpm tunnel --local`): every connection accepted on
-/// `listener` (an ipc path in $ZPM_HOME, bound by the caller under the endpoint rules)
-/// is carried to `remote` through its own tunnel. Runs until the listener fails.
+/// Checks that a tunnel server answers at `addr` and holds `key`: a handshake for
+/// [`PROBE`], which reaches no endpoint.
+pub async fn probe(
+    addr: impl ToSocketAddrs,
+    key: &Key,
+    limits: HandshakeLimits,
+) -> Result<(), Error> {
+    let sealed = connect_with(addr, key, PROBE, limits).await?;
+    let (mut stream, _) = sealed.into_parts();
+    // Wait for the server's close, so a wrong key (the server closes during the
+    // handshake) cannot pass for a right one.
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte).await {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::UnknownService(PROBE.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where [`expose`] carries connections: a tunnel server's address and the service there.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// `HOST:PORT`.
+    pub addr: String,
+    pub service: String,
+}
+
+/// The local end (`zpm tunnel --local`, a remote host's agents, the remote CLI): every
+/// connection accepted on `listener` (an ipc path bound by the caller in a 0700
+/// directory) is carried to `remote` through its own tunnel. Runs until the listener
+/// fails.
 pub async fn expose(
     listener: UnixListener,
-    remote: String,
+    remote: Remote,
     key: Key,
     limits: Limits,
     stats: Arc<TunnelStats>,
@@ -245,14 +306,19 @@ pub async fn expose(
         let (key, remote, stats) = (Arc::clone(&key), Arc::clone(&remote), Arc::clone(&stats));
         tokio::spawn(async move {
             let result = async {
-                let sealed = connect_with(remote.as_str(), &key, limits.handshake)
-                    .await
-                    .inspect_err(|e| stats.count(e, true))?;
+                let sealed = connect_with(
+                    remote.addr.as_str(),
+                    &key,
+                    &remote.service,
+                    limits.handshake,
+                )
+                .await
+                .inspect_err(|e| stats.count(e, true))?;
                 bridge_counted(sealed, local, limits.idle, Some(&stats)).await
             }
             .await;
             if let Err(e) = result {
-                tracing::debug!(remote = %remote, error = %e, "tunnel: connection ended");
+                tracing::debug!(remote = %remote.addr, error = %e, "tunnel: connection ended");
             }
             drop(slot);
         });

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{echo_round_trip, start, wait_cut, write_raw};
+use common::{ECHO, echo_round_trip, start, wait_cut, write_raw};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(5);
 async fn one_mebibyte_round_trips_byte_exact() {
     let setup = start(DEADLINE).await;
     let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
-    let sealed = zpm_tunnel::connect(setup.addr, &setup.key)
+    let sealed = zpm_tunnel::connect(setup.addr, &setup.key, ECHO)
         .await
         .expect("connect");
     // Send and receive concurrently: the echo writes back while we still write.
@@ -43,7 +43,7 @@ async fn one_mebibyte_round_trips_byte_exact() {
 async fn wrong_key_fails_the_handshake_and_never_reaches_the_endpoint() {
     let setup = start(DEADLINE).await;
     let wrong = Key::generate().expect("key");
-    let err = zpm_tunnel::connect(setup.addr, &wrong)
+    let err = zpm_tunnel::connect(setup.addr, &wrong, ECHO)
         .await
         .expect_err("handshake must fail");
     assert!(
@@ -96,7 +96,7 @@ async fn a_silent_peer_is_cut_at_the_handshake_deadline() {
 /// A raw TCP stream that completed a valid handshake, with its cipher state.
 async fn handshaken(setup: &common::Setup) -> (TcpStream, snow::TransportState) {
     let stream = TcpStream::connect(setup.addr).await.expect("connect");
-    zpm_tunnel::handshake::initiate(stream, &setup.key, HandshakeLimits::default())
+    zpm_tunnel::handshake::initiate(stream, &setup.key, ECHO, HandshakeLimits::default())
         .await
         .expect("handshake")
         .into_parts()
@@ -161,7 +161,10 @@ async fn expose_carries_a_local_ipc_connection_through_the_tunnel() {
     let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
     tokio::spawn(zpm_tunnel::expose(
         listener,
-        setup.addr.to_string(),
+        zpm_tunnel::Remote {
+            addr: setup.addr.to_string(),
+            service: ECHO.to_owned(),
+        },
         setup.key.clone(),
         zpm_tunnel::Limits::default(),
         std::sync::Arc::clone(&stats),
@@ -181,4 +184,51 @@ async fn expose_carries_a_local_ipc_connection_through_the_tunnel() {
     assert!(got == data, "echo differs");
     assert_eq!(setup.echo_count(), 1);
     assert_eq!(stats.snapshot().connections, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_service_is_refused_after_the_handshake_and_counted() {
+    let setup = start(DEADLINE).await;
+    let sealed = zpm_tunnel::connect(setup.addr, &setup.key, "nope").await;
+    // The initiator's handshake completes (the responder answers before it checks the
+    // service); the connection is then closed without reaching any endpoint.
+    if let Ok(sealed) = sealed {
+        let (mut stream, _) = sealed.into_parts();
+        wait_cut(&mut stream).await;
+    }
+    assert_eq!(setup.stats.snapshot().handshakes_failed, 1);
+    assert_eq!(setup.echo_count(), 0);
+    assert_eq!(
+        echo_round_trip(&setup, b"still serving").await,
+        b"still serving"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_service_name_is_refused_before_any_byte_is_sent() {
+    let setup = start(DEADLINE).await;
+    for bad in ["", "with space", "../rpc", &"x".repeat(65)] {
+        let err = zpm_tunnel::connect(setup.addr, &setup.key, bad)
+            .await
+            .expect_err("bad name");
+        assert!(
+            matches!(err, zpm_tunnel::Error::BadService(_)),
+            "{bad:?}: {err}"
+        );
+    }
+    assert_eq!(setup.stats.snapshot().handshakes_failed, 0);
+}
+
+#[tokio::test]
+async fn a_probe_checks_the_key_and_reaches_no_endpoint() {
+    let setup = start(DEADLINE).await;
+    zpm_tunnel::probe(setup.addr, &setup.key, HandshakeLimits::default())
+        .await
+        .expect("probe with the key");
+    let wrong = Key::generate().expect("key");
+    zpm_tunnel::probe(setup.addr, &wrong, HandshakeLimits::default())
+        .await
+        .expect_err("probe with another key");
+    assert_eq!(setup.echo_count(), 0);
+    assert_eq!(setup.stats.snapshot().handshakes_failed, 1);
 }

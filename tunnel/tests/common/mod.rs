@@ -10,6 +10,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use zpm_tunnel::{HandshakeLimits, Key, Limits, TunnelStats};
 
+/// The one service the test server offers.
+pub const ECHO: &str = "echo";
+
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub addr: std::net::SocketAddr,
@@ -61,7 +64,7 @@ pub async fn start_with(limits: Limits) -> Setup {
     tokio::spawn(zpm_tunnel::serve(
         listener,
         key.clone(),
-        ipc,
+        zpm_tunnel::Services::from([(ECHO.to_owned(), ipc)]),
         limits,
         Arc::clone(&stats),
     ));
@@ -87,7 +90,7 @@ pub async fn wait_cut(stream: &mut TcpStream) {
 
 /// A legitimate client's echo round trip of `data`.
 pub async fn echo_round_trip(setup: &Setup, data: &[u8]) -> Vec<u8> {
-    let mut sealed = zpm_tunnel::connect(setup.addr, &setup.key)
+    let mut sealed = zpm_tunnel::connect(setup.addr, &setup.key, ECHO)
         .await
         .expect("connect");
     sealed.send(data).await.expect("send");
