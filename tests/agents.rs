@@ -211,3 +211,84 @@ fn events_shows_log_lines_as_text() {
         "{event}"
     );
 }
+
+/// Says `agent.hello` as a third-party agent would, with `role`, on a connection of its own.
+fn hello_as(zpm: &Zpm, role: &str) -> Result<zpm_proto::Pong, zpm_rpc::RpcError> {
+    use zpm_proto::commands::Hello;
+    use zpm_proto::method::agent;
+    use zpm_proto::{AgentHello, PROTOCOL_VERSION};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let options = zpm_rpc::ClientOptions {
+            version: PROTOCOL_VERSION,
+            ..zpm_rpc::ClientOptions::default()
+        };
+        let endpoint = format!("ipc://{}", zpm.path("rpc.sock").display());
+        let client = zpm_rpc::Client::with_options(&endpoint, options);
+        let hello = Hello {
+            agent: AgentHello {
+                role: role.to_owned(),
+                host: "elsewhere".into(),
+                pid: std::process::id(),
+                version: "test".into(),
+                protocol: PROTOCOL_VERSION,
+            },
+            holding: Vec::new(),
+        };
+        match client
+            .call_method::<agent::Hello>(&hello, Duration::from_secs(30))
+            .await
+        {
+            Ok(pong) => Ok(pong),
+            Err(zpm_rpc::CallError::Remote(e)) => Err(e),
+            Err(e) => panic!("agent.hello as {role:?}: {e}"),
+        }
+    })
+}
+
+#[test]
+fn god_lists_a_third_party_role_and_refuses_a_bad_role_name() {
+    let zpm = Zpm::new();
+    agents_up(&zpm);
+    hello_as(&zpm, "py-watcher").expect("a role God does not know is welcome");
+    let long = "r".repeat(33);
+    for bad in [
+        "",
+        "Py-Watcher",
+        "two words",
+        "red\u{1b}[31m",
+        "a/b",
+        long.as_str(),
+    ] {
+        let error = hello_as(&zpm, bad).expect_err("a bad role name is refused");
+        assert_eq!(
+            error.code,
+            zpm_rpc::ErrorCode::BadParams,
+            "{bad:?}: {error}"
+        );
+        assert!(
+            error.message.contains("invalid agent role")
+                && error.message.contains("1 to 32 characters of a-z, 0-9"),
+            "{bad:?}: {}",
+            error.message
+        );
+    }
+    let agents = zpm.json(&["agents"]);
+    let mut roles: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["role"].as_str())
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(
+        roles,
+        ["logs", "metrics", "py-watcher", "spawner"],
+        "{agents}"
+    );
+    // God launches and keeps only its own roles: no process is ever started for this one.
+    assert!(zpm_processes(zpm.home(), &["agent", "py-watcher"]).is_empty());
+}

@@ -27,6 +27,8 @@ pub const MAX_SPEC_BYTES: usize = 1024 * 1024;
 pub const MAX_STOP_EXIT_CODES: usize = 256;
 /// Longest duration field (`*_ms`): one week.
 pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Longest agent role name (`agent.hello`), in bytes.
+pub const MAX_ROLE_BYTES: usize = 32;
 
 /// Why a value breaks a rule; the message names the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +59,19 @@ pub fn app_name(name: &str) -> Result<(), Invalid> {
 /// A namespace: a target like a name, so the same rules.
 pub fn namespace(namespace: &str) -> Result<(), Invalid> {
     identifier("namespace", namespace)
+}
+
+/// An agent's role in `agent.hello`: zpm's own (`spawner`, `logs`, `metrics`) or a third
+/// party's, 1…[`MAX_ROLE_BYTES`] of `a-z`, `0-9`, `_` and `-`. Roles are shown by
+/// `zpm agents` and in God's log, so nothing else is accepted.
+pub fn agent_role(role: &str) -> Result<(), Invalid> {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    if !role.is_empty() && role.len() <= MAX_ROLE_BYTES && role.bytes().all(allowed) {
+        return Ok(());
+    }
+    Err(Invalid::new(format!(
+        "invalid agent role {role:?}: expected 1 to {MAX_ROLE_BYTES} characters of a-z, 0-9, `_` and `-`"
+    )))
 }
 
 fn identifier(what: &str, text: &str) -> Result<(), Invalid> {

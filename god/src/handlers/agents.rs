@@ -13,6 +13,9 @@ use zpm_proto::{ProcessStatus, RestartReason};
 use zpm_rpc::{Ctx, ErrorCode, NoParams, RpcError};
 
 pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcError> {
+    // Any role name is welcome (third parties pick their own; only zpm's own roles are
+    // launched and kept by God), but it is shown in `zpm agents` and logged: a safe word.
+    zpm_proto::validate::agent_role(&hello.agent.role).map_err(super::bad_params)?;
     if hello.agent.protocol != zpm_proto::PROTOCOL_VERSION {
         return Err(RpcError::new(
             ErrorCode::Version,

@@ -142,3 +142,33 @@ fn request_size() {
         "257 apps in one request, at most 256"
     );
 }
+
+#[test]
+fn agent_roles_are_short_lowercase_words() {
+    for role in [
+        "spawner",
+        "py-watcher",
+        "a",
+        "x_9",
+        &"r".repeat(MAX_ROLE_BYTES),
+    ] {
+        assert_eq!(agent_role(role), Ok(()), "{role:?}");
+    }
+    for role in [
+        "",
+        "Py",
+        "a b",
+        "a\nb",
+        "é",
+        "a.b",
+        "a/b",
+        &"r".repeat(MAX_ROLE_BYTES + 1),
+    ] {
+        let message = error(agent_role(role));
+        assert!(
+            message.starts_with("invalid agent role"),
+            "{role:?}: {message}"
+        );
+        assert!(message.contains("1 to 32 characters"), "{message}");
+    }
+}
