@@ -135,9 +135,17 @@ pub enum Command {
         #[arg(long, value_name = "ipc://DIR")]
         local: String,
     },
-    /// Run a local agent; God starts them by itself.
-    #[command(hide = true)]
-    Agent { role: String },
+    /// Run this host's agents for the God at --connect: `zpm agent all --connect
+    /// tcp://GOD:PORT --key-file K --host NAME` (in the foreground; Ctrl-C stops them and
+    /// their apps). Without --connect, one local agent (God starts those by itself).
+    Agent {
+        /// spawner, logs, metrics, or all (with --connect).
+        role: String,
+        /// The name this host's apps are placed by (`zpm start --host NAME`)
+        /// [default: the machine's host name].
+        #[arg(long)]
+        host: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

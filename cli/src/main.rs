@@ -49,7 +49,10 @@ fn daemon_process() -> Option<Daemon> {
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     match args[..] {
         ["daemon"] => Some(Daemon::God),
-        ["agent", role] => Some(Daemon::Agent(role.to_owned())),
+        // With ZPM_CONNECT set, `zpm agent ROLE` joins a remote God: the parser decides.
+        ["agent", role] if std::env::var_os("ZPM_CONNECT").is_none() => {
+            Some(Daemon::Agent(role.to_owned()))
+        }
         _ => None,
     }
 }
@@ -68,7 +71,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daemon { listen } => {
             processes::daemon(home::resolve()?, listen, cli.remote.key_file)
         }
-        Command::Agent { role } => processes::agent(home::resolve()?, &role),
+        Command::Agent { role, host } => match &cli.remote.connect {
+            Some(_) => processes::joined_agents(home::resolve()?, &role, host, &cli.remote),
+            None if host.is_some() => {
+                anyhow::bail!("--host is for agents of a remote God: add --connect tcp://GOD:PORT")
+            }
+            None => processes::agent(home::resolve()?, &role),
+        },
         command => {
             let home = home::resolve()?;
             let runtime = tokio::runtime::Builder::new_current_thread()

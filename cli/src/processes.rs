@@ -1,8 +1,11 @@
 //! `zpm daemon` and `zpm agent <role>`: long-running processes, detached from the
 //! terminal (own session), logging to stderr, which their launcher points at a log file.
 
-use anyhow::Context as _;
+use crate::cli::RemoteArgs;
+use anyhow::{Context as _, bail};
+use zpm_agents::remote::standin::{StandIn, StandInError};
 use zpm_host::home::Home;
+use zpm_host::joined::Joined;
 use zpm_proto::Role;
 
 fn init_logging() {
@@ -20,11 +23,20 @@ fn detach() {
     let _ = nix::unistd::setsid();
 }
 
-fn host_name() -> String {
+fn machine_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// The host name this home's God and agents report: the one a joined home was given
+/// (`--host`), else the machine's.
+fn host_name(home: &Home) -> String {
+    match Joined::load(&home.joined_file()) {
+        Ok(Some(joined)) => joined.host,
+        _ => machine_name(),
+    }
 }
 
 /// Four workers although the daemons are mostly idle: zmq.rs blocks a worker thread
@@ -43,13 +55,23 @@ pub fn daemon(
     listen: Option<String>,
     key_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
+    if let Some(joined) = Joined::load(&home.joined_file())? {
+        if listen.is_some() {
+            bail!(
+                "this home belongs to the God at {} ({}); it cannot run a God of its own",
+                joined.connect,
+                home.joined_file().display()
+            );
+        }
+        return relaunched_standin(home, joined);
+    }
     // Checked before detaching, so `zpm daemon --listen …` in a terminal shows the error.
     let listen = crate::remote::god_listen(&home, listen, key_file)?;
     detach();
     init_logging();
     let exe = std::env::current_exe().context("finding the zpm executable")?;
     let options = zpm_god::GodOptions {
-        host: host_name(),
+        host: host_name(&home),
         launcher: zpm_god::AgentLauncher {
             exe,
             home: home.clone(),
@@ -73,7 +95,7 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
     };
     detach();
     init_logging();
-    let host = host_name();
+    let host = host_name(&home);
     let ran = match role {
         Role::Spawner => {
             let exe = std::env::current_exe().context("finding the zpm executable")?;
@@ -104,5 +126,80 @@ pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
             Ok(())
         }
         other => other.with_context(|| format!("running the {role} agent")),
+    }
+}
+
+/// `zpm agent ROLE|all --connect …`: this home joins the God at `--connect` as host
+/// `--host`, and this process stands in for God here, in the foreground.
+pub fn joined_agents(
+    home: Home,
+    role: &str,
+    host: Option<String>,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let roles = match role {
+        "all" => Role::ALL.to_vec(),
+        one => vec![Role::parse(one).with_context(|| {
+            format!("unknown agent role {one:?} (spawner, logs, metrics or all)")
+        })?],
+    };
+    let host = host.unwrap_or_else(machine_name);
+    zpm_proto::validate::host_name("--host", &host)?;
+    let god = crate::remote::remote_god(remote, &home)?
+        .context("zpm agent … --connect needs the key too")?;
+    let key_file = crate::remote::key_path(remote.key_file.clone(), &home)
+        .map(|path| std::path::absolute(&path).unwrap_or(path))
+        .context("finding the key file")?;
+    init_logging();
+    let record = Joined {
+        connect: god.endpoint.clone(),
+        key_file,
+        host: host.clone(),
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+    };
+    let runtime = runtime()?;
+    runtime.block_on(god.check())?;
+    let standin = StandIn {
+        home,
+        god,
+        host,
+        roles,
+        record: Some(record),
+        exe: std::env::current_exe().context("finding the zpm executable")?,
+    };
+    run_standin(&runtime, standin)
+}
+
+/// `zpm daemon` in a joined home (the spawner relaunching a stand-in that died): stand in
+/// again with the recorded settings.
+fn relaunched_standin(home: Home, joined: Joined) -> anyhow::Result<()> {
+    detach();
+    init_logging();
+    let key = zpm_tunnel::Key::load(&joined.key_file)
+        .with_context(|| format!("loading the tunnel key {}", joined.key_file.display()))?;
+    let god = zpm_agents::remote::RemoteGod::new(&joined.connect, key)?;
+    let roles = joined
+        .roles
+        .iter()
+        .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?} in remote.toml")))
+        .collect::<anyhow::Result<Vec<Role>>>()?;
+    let standin = StandIn {
+        home,
+        god,
+        host: joined.host,
+        roles,
+        record: None,
+        exe: std::env::current_exe().context("finding the zpm executable")?,
+    };
+    run_standin(&runtime()?, standin)
+}
+
+fn run_standin(runtime: &tokio::runtime::Runtime, standin: StandIn) -> anyhow::Result<()> {
+    match runtime.block_on(zpm_agents::remote::standin::run(standin)) {
+        Err(StandInError::Lock(zpm_host::LockError::Held(path))) => bail!(
+            "this home already runs a God or a stand-in ({} is held); use another ZPM_HOME",
+            path.display()
+        ),
+        other => other.context("standing in for the remote God"),
     }
 }

@@ -12,7 +12,7 @@ use zpm_host::home::Home;
 use zpm_tunnel::Key;
 
 /// The key at `given`, else `$ZPM_HOME/key` if it exists; `None` if neither.
-fn key_path(given: Option<PathBuf>, home: &Home) -> Option<PathBuf> {
+pub fn key_path(given: Option<PathBuf>, home: &Home) -> Option<PathBuf> {
     given.or_else(|| Some(home.key_file()).filter(|p| p.exists()))
 }
 

@@ -76,6 +76,11 @@ impl Home {
         self.root.join("key")
     }
 
+    /// Present when this home belongs to a God on another host (see `joined`).
+    pub fn joined_file(&self) -> PathBuf {
+        self.root.join("remote.toml")
+    }
+
     /// Optional settings (see `config`).
     pub fn config_file(&self) -> PathBuf {
         self.root.join("config.toml")

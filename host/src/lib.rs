@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod config;
 pub mod home;
+pub mod joined;
 pub mod keeper;
 pub mod launch;
 mod lock;

@@ -29,6 +29,8 @@ pub const MAX_STOP_EXIT_CODES: usize = 256;
 pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Longest agent role name (`agent.hello`), in bytes.
 pub const MAX_ROLE_BYTES: usize = 32;
+/// Longest host name (`agent.hello`, `--host`), in bytes: a DNS name's limit.
+pub const MAX_HOST_BYTES: usize = 253;
 
 /// Why a value breaks a rule; the message names the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +73,21 @@ pub fn agent_role(role: &str) -> Result<(), Invalid> {
     }
     Err(Invalid::new(format!(
         "invalid agent role {role:?}: expected 1 to {MAX_ROLE_BYTES} characters of a-z, 0-9, `_` and `-`"
+    )))
+}
+
+/// A host name as agents report it and `--host` places apps: 1…[`MAX_HOST_BYTES`] of
+/// letters, digits, `.`, `_` and `-`, as machine names are. `field` names where it was
+/// given.
+pub fn host_name(field: &str, host: &str) -> Result<(), Invalid> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if !host.is_empty() && host.len() <= MAX_HOST_BYTES && host.bytes().all(allowed) {
+        return Ok(());
+    }
+    Err(Invalid::new(format!(
+        "{field}: invalid host name {:?}: expected 1 to {MAX_HOST_BYTES} characters of letters, \
+         digits, `.`, `_` and `-`",
+        host.escape_debug().to_string()
     )))
 }
 

@@ -94,7 +94,20 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         dropped: Arc::default(),
         shared,
     };
-    while let Some(push) = pushes.recv().await {
+    let terminated = terminate_signal();
+    tokio::pin!(terminated);
+    loop {
+        let push = tokio::select! {
+            push = pushes.recv() => push,
+            () = &mut terminated => {
+                // `systemctl stop`, or a remote host's stand-in stopping: an order, not a
+                // crash — stop the apps, and relaunch nothing.
+                tracing::info!("SIGTERM: stopping every app");
+                stopped.store(true, Ordering::SeqCst);
+                break;
+            }
+        };
+        let Some(push) = push else { break };
         match SpawnerCommand::from_push(&push) {
             Ok(SpawnerCommand::Exit) => {
                 stopped.store(true, Ordering::SeqCst);
@@ -108,6 +121,20 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
     apps.shutdown().await;
     tracing::info!("spawner exiting");
     Ok(())
+}
+
+/// Resolves on SIGTERM; never, if it cannot be watched.
+async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Apps {
