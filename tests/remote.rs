@@ -193,3 +193,214 @@ fn a_remote_kill_stops_god() {
     let pid = u32::try_from(pid).unwrap();
     poll("God gone", || (!zpm_host::procfs::alive(pid)).then_some(()));
 }
+
+/// A second "host" on this machine: its own home, joined to `god` by a foreground
+/// `zpm agent all --connect … --host NAME` (ended by its home's guard).
+pub struct SecondHost {
+    pub zpm: Zpm,
+    pub standin: std::process::Child,
+}
+
+impl SecondHost {
+    pub fn join(god: &ListeningGod, name: &str) -> Self {
+        let zpm = Zpm::new();
+        let log = std::fs::File::create(zpm.path("standin.out")).unwrap();
+        let standin = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+            .env("ZPM_HOME", zpm.home())
+            .args(["agent", "all", "--connect", &god.endpoint, "--key-file"])
+            .arg(&god.key)
+            .args(["--host", name])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        poll(&format!("host {name}'s three agents connected"), || {
+            let agents = god.zpm.json(&["agents"]);
+            let up = agents
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["host"] == name && a["connected"] == true)
+                .count();
+            (up == 3).then_some(())
+        });
+        Self { zpm, standin }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.standin.id().cast_signed());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+}
+
+impl Drop for SecondHost {
+    fn drop(&mut self) {
+        let _ = self.standin.kill();
+        let _ = self.standin.wait();
+    }
+}
+
+fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter().find(|r| r["name"] == name).unwrap()
+}
+
+#[test]
+fn apps_placed_on_a_second_host_work_like_local_ones() {
+    let god = ListeningGod::start();
+    let h2 = SecondHost::join(&god, "h2");
+    let app = god.zpm.script(
+        "count.sh",
+        "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"line $i\"; sleep 0.02; done\n",
+    );
+    let marker = god.zpm.marker.clone();
+    god.zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "far",
+        "--host",
+        "h2",
+        "--",
+        &marker,
+    ]);
+    let rows = god
+        .zpm
+        .wait_ls("far online on h2 with cpu and memory", |rows| {
+            let far = row(rows, "far");
+            status(far) == "online" && far["host"] == "h2" && far["memory"].as_u64() > Some(0)
+        });
+    let first_pid = row(&rows, "far")["pid"].as_u64().unwrap();
+    // Its output is written by h2's logs agent, into h2's home.
+    let log = h2.zpm.path("logs/far-out.log");
+    poll("h2's log file has lines", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("line 3\n"))
+    });
+    assert!(!god.zpm.path("logs/far-out.log").exists());
+    // kill -9 of the app: h2's spawner restarts it, God sees it online again.
+    let killed = nix::unistd::Pid::from_raw(i32::try_from(first_pid).unwrap());
+    nix::sys::signal::kill(killed, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let rows = god.zpm.wait_ls("far back online", |rows| {
+        let far = row(rows, "far");
+        status(far) == "online" && far["pid"].as_u64() != Some(first_pid) && far["restarts"] == 1
+    });
+    let pid = row(&rows, "far")["pid"].clone();
+    // Partition: h2 silent (its stand-in stopped) → unknown; back → the same process.
+    h2.signal(nix::sys::signal::Signal::SIGSTOP);
+    god.zpm.wait_ls("far unknown while h2 is cut off", |rows| {
+        status(row(rows, "far")) == "unknown"
+    });
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
+    poll("far keeps writing while cut off", || {
+        (std::fs::read_to_string(&log).unwrap().lines().count() > before + 20).then_some(())
+    });
+    h2.signal(nix::sys::signal::Signal::SIGCONT);
+    god.zpm.wait_ls("far online again, same pid", |rows| {
+        let far = row(rows, "far");
+        status(far) == "online" && far["pid"] == pid
+    });
+    // Lines are contiguous across the kill and the partition: nothing lost.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.starts_with("line 1\n"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    // Every verb reaches h2's spawner.
+    let described = god.zpm.json(&["describe", "far"]);
+    assert_eq!(described[0]["info"]["host"], "h2", "{described}");
+    god.zpm.ok(&["stop", "far"]);
+    god.zpm
+        .wait_ls("far stopped", |rows| status(row(rows, "far")) == "stopped");
+    god.zpm.ok(&["restart", "far"]);
+    god.zpm
+        .wait_ls("far restarted", |rows| status(row(rows, "far")) == "online");
+    god.zpm.ok(&["delete", "far"]);
+    poll("far's process gone from h2", || {
+        god.zpm.marked().is_empty().then_some(())
+    });
+}
+
+#[test]
+fn instances_spread_over_hosts_and_unknown_hosts_are_refused() {
+    let god = ListeningGod::start();
+    let _h2 = SecondHost::join(&god, "h2");
+    let here = god.zpm.json(&["ping"]);
+    let app = god
+        .zpm
+        .script("idle.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
+    let marker = god.zpm.marker.clone();
+    let god_host = god
+        .zpm
+        .json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["host"] != "h2")
+        .map(|a| a["host"].as_str().unwrap().to_owned())
+        .unwrap();
+    let hosts = format!("{god_host},h2");
+    god.zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "spread",
+        "-i",
+        "3",
+        "--host",
+        &hosts,
+        "--",
+        &marker,
+    ]);
+    let rows = god.zpm.wait_ls("3 instances online", |rows| {
+        rows.iter().filter(|r| status(r) == "online").count() == 3
+    });
+    let placed: Vec<&str> = rows.iter().map(|r| r["host"].as_str().unwrap()).collect();
+    assert_eq!(
+        placed,
+        [god_host.as_str(), "h2", god_host.as_str()],
+        "{rows:?}"
+    );
+    assert_eq!(god.zpm.marked().len(), 3);
+    let err = god.zpm.fails(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "lost",
+        "--host",
+        "h9",
+    ]);
+    assert!(err.contains("no host named \"h9\""), "{err}");
+    let err = god.zpm.fails(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "bad",
+        "--host",
+        "a b",
+    ]);
+    assert!(err.contains("invalid host name"), "{err}");
+    assert_eq!(god.zpm.json(&["ping"])["pid"], here["pid"]);
+}
+
+#[test]
+fn a_second_machine_claiming_the_same_host_name_is_refused() {
+    let god = ListeningGod::start();
+    let _h2 = SecondHost::join(&god, "h2");
+    let other = Zpm::new();
+    let out = other
+        .cmd()
+        .args(["agent", "all", "--connect", &god.endpoint, "--key-file"])
+        .arg(&god.key)
+        .args(["--host", "h2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already has a live") && err.contains("h2"),
+        "{err}"
+    );
+    assert!(!other.path("remote.toml").exists());
+}

@@ -17,6 +17,7 @@ use zpm_rpc::Client;
 
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+const HELLO_RETRY: Duration = Duration::from_millis(500);
 
 /// Every app the agent holds, with its latest report; re-sent with each hello.
 #[derive(Clone, Default)]
@@ -91,7 +92,12 @@ pub async fn say_hello_on_connect(
                     god_health.healthy();
                     break;
                 }
-                Err(e) => tracing::warn!(error = %e, "hello to God failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hello to God failed; retrying");
+                    // A refusal (e.g. another agent holds this host) would be repeated at
+                    // once; pause before asking again.
+                    tokio::time::sleep(HELLO_RETRY).await;
+                }
             }
             if connections.has_changed().unwrap_or(false) {
                 break;

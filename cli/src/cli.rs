@@ -263,6 +263,10 @@ pub struct StartArgs {
     /// G are powers of 1024 as in PM2).
     #[arg(long, value_parser = zpm_host::config::parse_size, value_name = "SIZE")]
     pub max_memory_restart: Option<u64>,
+    /// Run on these hosts (`zpm agents` lists them); with -i N, instance i goes to the
+    /// i-th host, round robin [default: God's own host].
+    #[arg(long = "host", value_name = "HOST[,HOST…]", value_delimiter = ',')]
+    pub hosts: Vec<String>,
     /// Exponential backoff between unstable restarts, starting at this delay.
     #[arg(long, value_parser = parse_duration_ms)]
     pub exp_backoff_restart_delay: Option<u64>,

@@ -63,6 +63,7 @@ fn status_colour(status: ProcessStatus) -> Color {
             Color::Yellow
         }
         ProcessStatus::Stopped => Color::DarkGrey,
+        ProcessStatus::Unknown => Color::Magenta,
     }
 }
 
@@ -74,6 +75,7 @@ pub(crate) fn status_name(status: ProcessStatus) -> &'static str {
         ProcessStatus::Stopped => "stopped",
         ProcessStatus::Errored => "errored",
         ProcessStatus::WaitingRestart => "waiting-restart",
+        ProcessStatus::Unknown => "unknown",
     }
 }
 
@@ -161,6 +163,7 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
         "memory",
         "version",
         "connected",
+        "last contact",
     ]);
     for agent in agents {
         table.add_row([
@@ -171,6 +174,7 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
             agent.memory.map_or_else(|| "-".to_owned(), bytesize_short),
             printable(&agent.version),
             if agent.connected { "yes" } else { "no" }.to_owned(),
+            format!("{} ago", short_duration(agent.last_seen_ms)),
         ]);
     }
     table.to_string()
@@ -246,6 +250,7 @@ mod tests {
             connected: true,
             uptime_ms: 0,
             memory: None,
+            last_seen_ms: 0,
         }]);
         assert!(!agents.contains('\u{1b}'), "{agents}");
     }

@@ -142,6 +142,7 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         restart_delay_ms: args.restart_delay,
         kill_timeout_ms: args.kill_timeout,
         max_memory_restart: args.max_memory_restart,
+        hosts: args.hosts.clone(),
         exp_backoff_restart_delay_ms: args.exp_backoff_restart_delay,
         interpreter: args.interpreter.clone(),
         env_vars: args.env_vars.clone(),
@@ -245,6 +246,7 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.restart_delay.is_some(), "--restart-delay"),
         (args.kill_timeout.is_some(), "--kill-timeout"),
         (args.max_memory_restart.is_some(), "--max-memory-restart"),
+        (!args.hosts.is_empty(), "--host"),
         (
             args.exp_backoff_restart_delay.is_some(),
             "--exp-backoff-restart-delay",

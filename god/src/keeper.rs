@@ -29,9 +29,12 @@ impl Kept for Agent {
     /// Stops trusting what the dead agent reported; for the spawner, its apps are being
     /// replaced by the next one.
     async fn gone(&mut self) {
-        let down = self.god.registry().mark_down(self.role.as_str());
+        let down = self
+            .god
+            .registry()
+            .mark_down(self.role.as_str(), &self.god.host);
         if self.role == Role::Spawner {
-            self.god.table().mark_replacing();
+            self.god.table().mark_replacing(&self.god.host);
         }
         self.god.changed();
         if let Some(hello) = down {

@@ -23,6 +23,9 @@ pub struct SavedApp {
     pub desired: Desired,
     pub restarts: u32,
     pub spec: AppSpec,
+    /// The host it runs on; absent in older files (God's own host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -115,6 +118,7 @@ mod tests {
                 desired: Desired::Running,
                 restarts: 2,
                 spec,
+                host: Some("h2".into()),
             }],
         }
     }

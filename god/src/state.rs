@@ -131,21 +131,49 @@ impl God {
         *relock(&self.log_problems) = problems;
     }
 
-    /// Where and how app instance `proc` writes its output.
+    /// Notes that the agent behind `peer` is alive; `None` if it never said hello. A
+    /// spawner heard again after its host was marked down brings the host back (its
+    /// connection stalled rather than broke, so no new hello comes).
+    pub fn heard_from(
+        &self,
+        peer: &PeerId,
+        vitals: Option<zpm_proto::Vitals>,
+    ) -> Option<crate::registry::Sender> {
+        let sender = self.registry().seen(peer, vitals)?;
+        if sender.back && sender.is_spawner_of(&sender.host) {
+            tracing::info!(host = %sender.host, "host back");
+            self.table().set_host_down(&sender.host, false);
+            self.changed();
+        }
+        Some(sender)
+    }
+
+    /// Where and how app instance `proc` writes its output. Default files of an app on
+    /// another host are relative: that host's logs agent puts them in its own logs
+    /// directory (PROTOCOL.md, `logs.targets`).
     pub fn log_target(&self, proc: &crate::table::Proc) -> LogTarget {
+        let logs_dir = if proc.host == self.host {
+            self.logs_dir.as_path()
+        } else {
+            Path::new("")
+        };
         zpm_proto::logfiles::resolve(
             &proc.spec,
             proc.id,
             proc.instance,
-            &self.logs_dir,
+            logs_dir,
             &self.log_defaults,
         )
     }
 
-    /// Every app instance's log target.
-    pub fn log_targets(&self) -> Vec<LogTarget> {
+    /// The log target of every app instance on `host`.
+    pub fn log_targets_on(&self, host: &str) -> Vec<LogTarget> {
         let table = self.table();
-        table.procs().map(|p| self.log_target(p)).collect()
+        table
+            .procs()
+            .filter(|p| p.host == host)
+            .map(|p| self.log_target(p))
+            .collect()
     }
 
     pub fn keeper(&self, role: Role) -> &KeeperSlot {
@@ -258,25 +286,45 @@ impl God {
         }
     }
 
-    /// The connection to this host's spawner, waiting for it to dial in if needed.
-    pub async fn spawner(&self, limit: Duration) -> Result<PeerId, RpcError> {
+    /// The connection to `host`'s spawner, waiting for it to dial in if needed. A host
+    /// that never joined is refused at once.
+    pub async fn spawner(&self, host: &str, limit: Duration) -> Result<PeerId, RpcError> {
+        let spawner = Role::Spawner.as_str();
+        if host != self.host && !self.registry().knows(spawner, host) {
+            return Err(RpcError::not_found(format!(
+                "no host named {host:?} has joined (hosts: {}); run `zpm agent all --connect … \
+                 --host {host}` there",
+                self.known_hosts().join(", ")
+            )));
+        }
         let mut changes = self.changes.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if let Some(peer) = self.registry().peer_of("spawner") {
+            if let Some(peer) = self.registry().peer_of(spawner, host) {
                 return Ok(peer);
             }
             let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
             if !matches!(waited, Ok(Ok(()))) {
+                let why = if host == self.host {
+                    self.spawner_diagnosis()
+                } else {
+                    format!("host {host} is down (its agents lost their connection to God)")
+                };
                 return Err(RpcError::new(
                     ErrorCode::Unavailable,
-                    format!(
-                        "no spawner agent connected within {limit:?}: {}",
-                        self.spawner_diagnosis()
-                    ),
+                    format!("no spawner agent of host {host} connected within {limit:?}: {why}"),
                 ));
             }
         }
+    }
+
+    /// God's own host and every host a spawner joined from.
+    pub fn known_hosts(&self) -> Vec<String> {
+        let mut hosts = self.registry().hosts_with(Role::Spawner.as_str());
+        if !hosts.contains(&self.host) {
+            hosts.insert(0, self.host.clone());
+        }
+        hosts
     }
 
     /// Why no spawner may be connected: who holds its lock, what the keeper last did, the

@@ -23,6 +23,8 @@ pub struct Proc {
     pub history: VecDeque<RestartRecord>,
     /// Why God asked for the restart it is waiting to see reported.
     pub pending_reason: Option<RestartReason>,
+    /// Its host is down: shown `unknown`, whatever it last reported.
+    pub host_down: bool,
 }
 
 /// Restart records kept per instance.
@@ -95,7 +97,11 @@ impl Proc {
             instance: self.instance,
             host: self.host.clone(),
             pid: r.pid,
-            status: r.status,
+            status: if self.host_down {
+                ProcessStatus::Unknown
+            } else {
+                r.status
+            },
             restarts: r.restarts,
             uptime_ms: r
                 .started_at_ms
@@ -130,8 +136,15 @@ fn initial_report(id: u32, status: ProcessStatus, restarts: u32) -> ProcessRepor
 }
 
 impl Table {
-    /// Adds `count` instances of `spec`, numbered from `first_instance`; returns their ids.
-    pub fn add(&mut self, spec: &AppSpec, host: &str, first_instance: u32, count: u32) -> Vec<u32> {
+    /// Adds `count` instances of `spec`, numbered from `first_instance`, each on its host
+    /// ([`AppSpec::host_of`], `default_host` if the spec names none); returns their ids.
+    pub fn add(
+        &mut self,
+        spec: &AppSpec,
+        default_host: &str,
+        first_instance: u32,
+        count: u32,
+    ) -> Vec<u32> {
         (first_instance..first_instance + count)
             .map(|instance| {
                 let id = self.next_id;
@@ -140,13 +153,14 @@ impl Table {
                     id,
                     instance,
                     spec: spec.clone(),
-                    host: host.to_owned(),
+                    host: spec.host_of(instance, default_host),
                     desired: Desired::Running,
                     report: initial_report(id, ProcessStatus::Launching, 0),
                     unheld: false,
                     usage: None,
                     history: VecDeque::new(),
                     pending_reason: None,
+                    host_down: false,
                 };
                 self.procs.insert(id, proc);
                 id
@@ -171,13 +185,14 @@ impl Table {
                 id: app.id,
                 instance: app.instance,
                 spec: app.spec,
-                host: host.to_owned(),
+                host: app.host.unwrap_or_else(|| host.to_owned()),
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
                 unheld: false,
                 usage: None,
                 history: VecDeque::new(),
                 pending_reason: None,
+                host_down: false,
             };
             table.procs.insert(app.id, proc);
         }
@@ -197,6 +212,7 @@ impl Table {
                     desired: p.desired,
                     restarts: p.report.restarts,
                     spec: p.spec.clone(),
+                    host: Some(p.host.clone()),
                 })
                 .collect(),
         }
@@ -217,16 +233,25 @@ impl Table {
             usage: None,
             history: VecDeque::new(),
             pending_reason: None,
+            host_down: false,
         };
         self.procs.insert(id, proc);
     }
 
-    /// The spawner died: every app it ran that should run is being started again.
-    pub fn mark_replacing(&mut self) {
+    /// Every app on `host` shows `unknown` while it is down, and its own status again
+    /// once it is back.
+    pub fn set_host_down(&mut self, host: &str, down: bool) {
+        for proc in self.procs.values_mut().filter(|p| p.host == host) {
+            proc.host_down = down;
+        }
+    }
+
+    /// `host`'s spawner died: every app it ran that should run is being started again.
+    pub fn mark_replacing(&mut self, host: &str) {
         for proc in self
             .procs
             .values_mut()
-            .filter(|p| p.desired == Desired::Running)
+            .filter(|p| p.desired == Desired::Running && p.host == host)
         {
             if proc.report.pid.is_some() {
                 proc.report.restarts += 1;
@@ -280,11 +305,12 @@ impl Table {
         self.procs.get(&id).map(|p| p.report.status)
     }
 
-    /// Keeps a metrics sample of every app it names that God has.
-    pub fn apply_metrics(&mut self, apps: &[zpm_proto::metrics::AppMetrics]) {
+    /// Keeps a metrics sample of every app it names that God has on `host` (the sampling
+    /// agent's: it cannot see the others).
+    pub fn apply_metrics(&mut self, apps: &[zpm_proto::metrics::AppMetrics], host: &str) {
         let at = Instant::now();
         for app in apps {
-            if let Some(proc) = self.procs.get_mut(&app.id) {
+            if let Some(proc) = self.procs.get_mut(&app.id).filter(|p| p.host == host) {
                 proc.usage = Some(Usage {
                     pid: app.pid,
                     cpu: app.cpu,

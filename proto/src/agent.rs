@@ -93,4 +93,7 @@ pub struct AgentInfo {
     /// Resident memory from its last heartbeat, if it reports one.
     #[serde(default)]
     pub memory: Option<u64>,
+    /// Since God last heard from it (hello, heartbeat, report).
+    #[serde(default)]
+    pub last_seen_ms: u64,
 }

@@ -37,6 +37,10 @@ pub struct AppSpec {
     /// Where and how its output is written (defaults when unset).
     #[serde(default, skip_serializing_if = "crate::logfiles::AppLogs::is_default")]
     pub logs: crate::logfiles::AppLogs,
+    /// The hosts its instances run on, instance `i` on `hosts[i % len]`; empty = God's
+    /// own host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 impl AppSpec {
@@ -66,6 +70,16 @@ impl AppSpec {
             kill_signal: Self::DEFAULT_KILL_SIGNAL.into(),
             max_memory_restart: None,
             logs: crate::logfiles::AppLogs::default(),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// The host instance `instance` runs on; `default` (God's host) when none is named.
+    pub fn host_of(&self, instance: u32, default: &str) -> String {
+        let n = self.hosts.len();
+        match usize::try_from(instance) {
+            Ok(i) if n > 0 => self.hosts[i % n].clone(),
+            _ => default.to_owned(),
         }
     }
 }
@@ -94,6 +108,7 @@ impl std::fmt::Debug for AppSpec {
             .field("kill_signal", &self.kill_signal)
             .field("max_memory_restart", &self.max_memory_restart)
             .field("logs", &self.logs)
+            .field("hosts", &self.hosts)
             .finish()
     }
 }

@@ -40,6 +40,23 @@ pub struct LogTarget {
     pub rotation: Rotation,
 }
 
+impl LogTarget {
+    /// Makes relative paths (the default files of an app on a host other than God's)
+    /// relative to `logs_dir`, this host's logs directory.
+    pub fn anchor(&mut self, logs_dir: &Path) {
+        let anchor = |path: &mut String| {
+            if *path != DISCARD && !Path::new(path.as_str()).is_absolute() {
+                *path = logs_dir.join(path.as_str()).display().to_string();
+            }
+        };
+        anchor(&mut self.out_file);
+        anchor(&mut self.error_file);
+        if let Some(path) = &mut self.log_file {
+            anchor(path);
+        }
+    }
+}
+
 /// How lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

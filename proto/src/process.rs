@@ -10,6 +10,9 @@ pub enum ProcessStatus {
     Stopped,
     Errored,
     WaitingRestart,
+    /// Its host is down (its spawner's connection to God is lost): God cannot tell. Its
+    /// spawner goes on running it; the status comes back when the host reconnects.
+    Unknown,
 }
 
 /// What happened to an app, the `event` field of `process:event`.

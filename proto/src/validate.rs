@@ -290,7 +290,22 @@ pub fn app_spec(spec: &AppSpec) -> Result<(), Invalid> {
     )?;
     duration("kill_timeout_ms", spec.kill_timeout_ms)?;
     memory_limit(spec.max_memory_restart)?;
+    hosts(&spec.hosts)?;
     app_logs(&spec.logs)
+}
+
+/// Most hosts one app is spread over.
+pub const MAX_HOSTS: usize = 256;
+
+/// `hosts`: at most [`MAX_HOSTS`] host names.
+pub fn hosts(hosts: &[String]) -> Result<(), Invalid> {
+    if hosts.len() > MAX_HOSTS {
+        return Err(Invalid::new(format!(
+            "invalid hosts: {} names, at most {MAX_HOSTS}",
+            hosts.len()
+        )));
+    }
+    hosts.iter().try_for_each(|host| host_name("hosts", host))
 }
 
 /// Below this an app could not even start (and 0 would restart it forever).

@@ -48,7 +48,7 @@ proptest! {
 
     #[test]
     fn agent_info(role in ".*", host in ".*", pid: u32, version in ".*", connected: bool) {
-        round_trip(&AgentInfo { role, host, pid, version, connected, uptime_ms: u64::from(pid), memory: Some(u64::from(pid) * 4096) });
+        round_trip(&AgentInfo { role, host, pid, version, connected, uptime_ms: u64::from(pid), memory: Some(u64::from(pid) * 4096), last_seen_ms: 7 });
     }
 
     #[test]

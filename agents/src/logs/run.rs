@@ -69,6 +69,7 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
         Arc::clone(&targets),
     );
     let pull = PullOptions::default();
+    let logs_dir = options.home.logs_dir();
     let mut problems = Problems::default();
     // Interest takes effect at once (not after the round in progress): lines pulled just
     // after a subscriber arrived are published too.
@@ -77,7 +78,7 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
         while let Ok(command) = controls.try_recv() {
             command.apply(&mut writer);
         }
-        let exit = take_pushes(&mut pushes, &mut writer, &targets);
+        let exit = take_pushes(&mut pushes, &mut writer, &targets, &logs_dir);
         if exit || gone.load(Ordering::Relaxed) {
             break;
         }
@@ -120,6 +121,7 @@ fn take_pushes(
     commands: &mut mpsc::Receiver<LogsCommand>,
     writer: &mut Writer,
     targets: &std::sync::RwLock<Vec<zpm_proto::logfiles::LogTarget>>,
+    logs_dir: &std::path::Path,
 ) -> bool {
     while let Ok(command) = commands.try_recv() {
         match command {
@@ -127,7 +129,10 @@ fn take_pushes(
                 tracing::info!("God ordered this agent to exit");
                 return true;
             }
-            LogsCommand::Targets(list) => {
+            LogsCommand::Targets(mut list) => {
+                for target in &mut list.targets {
+                    target.anchor(logs_dir);
+                }
                 if let Err(e) = writer.set_targets(list.targets, Now::current()) {
                     tracing::warn!(error = %e, "applying new log targets");
                 }

@@ -69,6 +69,7 @@ pub async fn run(options: MetricsOptions) -> Result<(), MetricsError> {
     let prometheus = config.metrics.prometheus.is_some();
     let sampling = AbortOnDrop(tokio::spawn(sample_forever(
         Arc::clone(&joined.client),
+        options.host.clone(),
         config.metrics.interval,
         prometheus.then_some(snapshot),
     )));
@@ -102,7 +103,13 @@ fn scrape(shared: &Shared) -> String {
     }
 }
 
-async fn sample_forever(client: Arc<Client>, interval: Duration, prometheus: Option<Shared>) {
+/// Samples this host's apps every `interval` and reports them to God.
+async fn sample_forever(
+    client: Arc<Client>,
+    host: String,
+    interval: Duration,
+    prometheus: Option<Shared>,
+) {
     let mut sampler = Sampler::new();
     let mut debounce = RestartDebounce::new(RETRY_MEMORY_RESTART_AFTER);
     let mut ticks = tokio::time::interval(interval);
@@ -116,6 +123,8 @@ async fn sample_forever(client: Arc<Client>, interval: Duration, prometheus: Opt
         else {
             continue;
         };
+        // God lists every host's apps; the pids of others mean nothing here.
+        let rows: Vec<_> = rows.into_iter().filter(|r| r.host == host).collect();
         let pids: Vec<(u32, u32)> = rows.iter().filter_map(|r| Some((r.id, r.pid?))).collect();
         // One walk of /proc: a few ms of blocking reads, kept off the async workers' path.
         let report = tokio::task::block_in_place(|| sampler.sample(&pids));

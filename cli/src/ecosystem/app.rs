@@ -103,6 +103,7 @@ impl Walk {
             }
             "kill_timeout" => d.kill_timeout_ms = Some(field.duration_ms()?),
             "max_memory_restart" => d.max_memory_restart = Some(field.size()?),
+            "host" | "hosts" => d.hosts = field.hosts()?,
             "stop_exit_codes" => d.stop_exit_codes = Some(field.exit_codes()?),
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),

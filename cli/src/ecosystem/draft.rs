@@ -34,6 +34,8 @@ pub(super) struct Draft {
     pub exp_backoff_restart_delay_ms: Option<u64>,
     pub kill_timeout_ms: Option<u64>,
     pub max_memory_restart: Option<u64>,
+    /// `host:` / `--host`; empty = God's own host.
+    pub hosts: Vec<String>,
     pub stop_exit_codes: Option<Vec<i32>>,
     pub kill_signal: Option<String>,
     pub namespace: Option<String>,
@@ -79,6 +81,9 @@ impl Draft {
         self.restart_delay_ms = options.restart_delay_ms.or(self.restart_delay_ms);
         self.kill_timeout_ms = options.kill_timeout_ms.or(self.kill_timeout_ms);
         self.max_memory_restart = options.max_memory_restart.or(self.max_memory_restart);
+        if !options.hosts.is_empty() {
+            self.hosts.clone_from(&options.hosts);
+        }
         self.exp_backoff_restart_delay_ms = options
             .exp_backoff_restart_delay_ms
             .or(self.exp_backoff_restart_delay_ms);
@@ -146,6 +151,7 @@ impl Draft {
             .unwrap_or(spec.exp_backoff_restart_delay_ms);
         spec.kill_timeout_ms = self.kill_timeout_ms.unwrap_or(spec.kill_timeout_ms);
         spec.max_memory_restart = self.max_memory_restart.or(spec.max_memory_restart);
+        spec.hosts.clone_from(&self.hosts);
         if let Some(codes) = &self.stop_exit_codes {
             spec.stop_exit_codes.clone_from(codes);
         }

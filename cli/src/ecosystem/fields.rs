@@ -109,7 +109,15 @@ impl Field<'_> {
 
     /// One non-empty path or an array of them.
     pub fn paths(&self) -> anyhow::Result<Vec<String>> {
-        let expected = "a path or an array of paths";
+        self.non_empty_strings("a path or an array of paths")
+    }
+
+    /// One host name or an array of them (checked by the spec's validation).
+    pub fn hosts(&self) -> anyhow::Result<Vec<String>> {
+        self.non_empty_strings("a host name or an array of host names")
+    }
+
+    fn non_empty_strings(&self, expected: &str) -> anyhow::Result<Vec<String>> {
         let path = |v: &Value| match v {
             Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
             _ => Err(self.error(expected)),

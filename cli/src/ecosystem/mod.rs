@@ -32,6 +32,8 @@ pub struct StartOptions {
     pub restart_delay_ms: Option<u64>,
     pub kill_timeout_ms: Option<u64>,
     pub max_memory_restart: Option<u64>,
+    /// `--host`: the hosts to run on (empty = not given).
+    pub hosts: Vec<String>,
     pub exp_backoff_restart_delay_ms: Option<u64>,
     pub interpreter: Option<String>,
     /// `--env-var KEY=VALUE` pairs (repeatable), applied last.

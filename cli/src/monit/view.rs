@@ -95,6 +95,7 @@ fn status_style(status: ProcessStatus) -> Style {
             Color::LightYellow
         }
         ProcessStatus::Stopped => Color::DarkGray,
+        ProcessStatus::Unknown => Color::LightMagenta,
     };
     Style::new().fg(colour)
 }

@@ -16,6 +16,7 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
     // Any role name is welcome (third parties pick their own; only zpm's own roles are
     // launched and kept by God), but it is shown in `zpm agents` and logged: a safe word.
     zpm_proto::validate::agent_role(&hello.agent.role).map_err(super::bad_params)?;
+    zpm_proto::validate::host_name("host", &hello.agent.host).map_err(super::bad_params)?;
     if hello.agent.protocol != zpm_proto::PROTOCOL_VERSION {
         return Err(RpcError::new(
             ErrorCode::Version,
@@ -26,15 +27,27 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
             ),
         ));
     }
-    tracing::info!(role = %hello.agent.role, pid = hello.agent.pid, holding = hello.holding.len(), "agent hello");
-    god.registry().hello(hello.agent.clone(), ctx.peer.clone());
-    let role = Role::parse(&hello.agent.role);
+    let agent = &hello.agent;
+    tracing::info!(role = %agent.role, host = %agent.host, pid = agent.pid, holding = hello.holding.len(), "agent hello");
+    if let Err(claimed) = god.registry().hello(agent.clone(), ctx.peer.clone()) {
+        tracing::warn!(role = %agent.role, host = %agent.host, pid = agent.pid, holder = claimed.pid, "refused a second agent for a host and role");
+        return Err(RpcError::new(
+            ErrorCode::Conflict,
+            format!(
+                "host {:?} already has a live {} agent (pid {}); give this one another host name",
+                agent.host, agent.role, claimed.pid
+            ),
+        ));
+    }
+    let role = Role::parse(&agent.role);
+    let host = agent.host.clone();
     if role == Some(Role::Spawner) {
-        reconcile(&god, &ctx, hello.holding).await;
+        god.table().set_host_down(&host, false);
+        reconcile(&god, &ctx, hello.holding, &host).await;
     }
     god.changed();
-    if let Some(role) = role {
-        // Resets the keeper's backoff: this agent is healthy.
+    if let Some(role) = role.filter(|_| host == god.host) {
+        // Resets the keeper's backoff: this host's agent is healthy.
         god.keeper(role).health.healthy();
     }
     god.publish(zpm_proto::topics::AGENT_UP, &hello.agent).await;
@@ -55,7 +68,7 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
 /// not know is adopted (God lost its state); what God wants running and the spawner does not
 /// hold is spawned again (the spawner was replaced), with its restart count kept; what God
 /// wants stopped is stopped.
-async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
+async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>, host: &str) {
     let held_ids: HashSet<u32> = holding.iter().map(|h| h.report.id).collect();
     let mut to_stop = Vec::new();
     let mut to_spawn = Vec::new();
@@ -63,9 +76,13 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
         let mut table = god.table();
         for held in holding {
             let id = held.report.id;
-            match table.get(id).map(|p| p.desired) {
-                None => table.adopt(held, &god.host),
-                Some(desired) => {
+            match table.get(id).map(|p| (p.desired, p.host == host)) {
+                None => table.adopt(held, host),
+                Some((_, false)) => {
+                    // Only if God lost its state and two hosts' apps came back with one id.
+                    tracing::error!(id, %host, "a spawner holds an id God has on another host; ignored");
+                }
+                Some((desired, true)) => {
                     let running = held.report.status != ProcessStatus::Stopped;
                     table.apply(held.report);
                     if desired == Desired::Stopped && running {
@@ -74,7 +91,8 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
                 }
             }
         }
-        for proc in table.procs().filter(|p| !held_ids.contains(&p.id)) {
+        let on_host = |p: &&crate::table::Proc| p.host == host && !held_ids.contains(&p.id);
+        for proc in table.procs().filter(on_host) {
             if proc.desired == Desired::Running {
                 let restarts = proc.report.restarts;
                 to_spawn.push(SpawnCommand {
@@ -87,7 +105,8 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
         }
         let not_held: Vec<u32> = table
             .procs()
-            .filter(|p| !held_ids.contains(&p.id) && p.desired == Desired::Stopped)
+            .filter(on_host)
+            .filter(|p| p.desired == Desired::Stopped)
             .map(|p| p.id)
             .collect();
         for id in not_held {
@@ -127,15 +146,26 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>) {
 }
 
 pub async fn heartbeat(god: Arc<God>, vitals: Option<Vitals>, ctx: Ctx) -> Result<bool, RpcError> {
-    Ok(god.registry().seen(&ctx.peer, vitals))
+    Ok(god.heard_from(&ctx.peer, vitals).is_some())
 }
 
+/// A spawner's report on one of its host's apps; from anyone else, ignored.
 pub async fn report(god: Arc<God>, report: ProcessReport, ctx: Ctx) -> Result<(), RpcError> {
-    god.registry().seen(&ctx.peer, None);
-    if !god.table().apply(report) {
-        tracing::debug!("report for an app God no longer has");
+    let Some(sender) = god.heard_from(&ctx.peer, None) else {
+        return Ok(());
+    };
+    let applied = {
+        let mut table = god.table();
+        let on_its_host = table
+            .get(report.id)
+            .is_some_and(|p| sender.is_spawner_of(&p.host));
+        on_its_host && table.apply(report)
+    };
+    if applied {
+        god.changed();
+    } else {
+        tracing::debug!(role = %sender.role, host = %sender.host, "report for an app this agent does not run; ignored");
     }
-    god.changed();
     Ok(())
 }
 
@@ -145,15 +175,15 @@ pub async fn publish(god: Arc<God>, event: zpm_bus::RelayEvent, _: Ctx) -> Resul
 
 /// A metrics agent's sample: kept per app for `ls`, and published as `metrics`.
 pub async fn metrics(god: Arc<God>, report: MetricsReport, ctx: Ctx) -> Result<(), RpcError> {
-    god.registry().seen(&ctx.peer, None);
-    god.table().apply_metrics(&report.apps);
-    if let Some(host) = god.registry().host_of(&ctx.peer) {
-        god.set_host(HostInfo {
-            host,
-            at_ms: report.at_ms,
-            metrics: report.host.clone(),
-        });
-    }
+    let Some(sender) = god.heard_from(&ctx.peer, None) else {
+        return Ok(());
+    };
+    god.table().apply_metrics(&report.apps, &sender.host);
+    god.set_host(HostInfo {
+        host: sender.host,
+        at_ms: report.at_ms,
+        metrics: report.host.clone(),
+    });
     god.publish(zpm_proto::topics::METRICS, &report).await;
     Ok(())
 }
@@ -164,7 +194,7 @@ pub async fn log_problems(
     mut report: LogProblems,
     ctx: Ctx,
 ) -> Result<(), RpcError> {
-    god.registry().seen(&ctx.peer, None);
+    god.heard_from(&ctx.peer, None);
     report.problems.truncate(256);
     god.set_log_problems(report.problems);
     Ok(())

@@ -35,15 +35,60 @@ fn stop_wait(god: &God, ids: &[u32]) -> Duration {
     Duration::from_millis(slowest) + Duration::from_secs(5)
 }
 
+/// The spawner each of `ids` is commanded through: its host's (waiting for each host's,
+/// bounded). Ids God no longer has are left out.
+async fn route(god: &God, ids: &[u32]) -> Result<HashMap<u32, PeerId>, RpcError> {
+    let mut by_host: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    {
+        let table = god.table();
+        for &id in ids {
+            if let Some(p) = table.get(id) {
+                by_host.entry(p.host.clone()).or_default().push(id);
+            }
+        }
+    }
+    let mut route = HashMap::new();
+    for (host, ids) in by_host {
+        let peer = god.spawner(&host, SPAWNER_WAIT).await?;
+        route.extend(ids.into_iter().map(|id| (id, peer.clone())));
+    }
+    Ok(route)
+}
+
+/// Waits for the spawner of every host `apps` name (God's own if none): a host that never
+/// joined, or stays down, is an error before anything is added.
+async fn check_hosts(god: &God, apps: &[AppSpec]) -> Result<(), RpcError> {
+    let mut hosts: Vec<String> = apps
+        .iter()
+        .flat_map(|spec| (0..spec.instances.max(1)).map(|i| spec.host_of(i, &god.host)))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    for host in hosts {
+        god.spawner(&host, SPAWNER_WAIT).await?;
+    }
+    Ok(())
+}
+
+async fn push_to<M: Method>(
+    ctx: &Ctx,
+    route: &HashMap<u32, PeerId>,
+    id: u32,
+    params: &M::Params,
+) -> Result<(), RpcError> {
+    match route.get(&id) {
+        Some(peer) => Ok(ctx.pusher.push_method::<M>(peer, params).await?),
+        None => Ok(()),
+    }
+}
+
 async fn push_each<M: Method<Params = ProcCommand>>(
     ctx: &Ctx,
-    peer: &PeerId,
+    route: &HashMap<u32, PeerId>,
     ids: &[u32],
 ) -> Result<(), RpcError> {
     for &id in ids {
-        ctx.pusher
-            .push_method::<M>(peer, &ProcCommand { id })
-            .await?;
+        push_to::<M>(ctx, route, id, &ProcCommand { id }).await?;
     }
     Ok(())
 }
@@ -52,15 +97,16 @@ fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
     god.table().rows(Some(ids), now_ms())
 }
 
+/// Adds `count` instances of `spec` and spawns each on its host; [`check_hosts`] first.
 async fn spawn_instances(
     god: &God,
     ctx: &Ctx,
-    peer: &PeerId,
     spec: &AppSpec,
     first: u32,
     count: u32,
 ) -> Result<Vec<u32>, RpcError> {
     let ids = god.table().add(spec, &god.host, first, count);
+    let route = route(god, &ids).await?;
     for (n, &id) in ids.iter().enumerate() {
         let command = SpawnCommand {
             id,
@@ -68,9 +114,7 @@ async fn spawn_instances(
             spec: spec.clone(),
             restarts: 0,
         };
-        ctx.pusher
-            .push_method::<proc::Spawn>(peer, &command)
-            .await?;
+        push_to::<proc::Spawn>(ctx, &route, id, &command).await?;
     }
     god.changed();
     Ok(ids)
@@ -118,10 +162,10 @@ pub async fn start_specs(
     ctx: &Ctx,
     apps: &[AppSpec],
 ) -> Result<Vec<ProcessInfo>, RpcError> {
-    let peer = god.spawner(SPAWNER_WAIT).await?;
+    check_hosts(god, apps).await?;
     let mut ids = Vec::new();
     for spec in apps {
-        ids.extend(spawn_instances(god, ctx, &peer, spec, 0, spec.instances.max(1)).await?);
+        ids.extend(spawn_instances(god, ctx, spec, 0, spec.instances.max(1)).await?);
     }
     god.persist();
     wait_launched(god, &ids).await?;
@@ -140,8 +184,8 @@ async fn stop_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
     if ids.is_empty() {
         return Ok(());
     }
-    let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each::<proc::Stop>(ctx, &peer, ids).await?;
+    let route = route(god, ids).await?;
+    push_each::<proc::Stop>(ctx, &route, ids).await?;
     god.wait_table(stop_wait(god, ids), "stop", |t| {
         ids.iter().all(|id| is_down(t.status(*id)))
     })
@@ -170,13 +214,11 @@ pub async fn restart(
         }
     }
     god.persist();
-    let peer = god.spawner(SPAWNER_WAIT).await?;
+    let route = route(&god, &ids).await?;
     let (respawns, held) = split_unheld(&god, &ids);
-    push_each::<proc::Restart>(&ctx, &peer, &held).await?;
+    push_each::<proc::Restart>(&ctx, &route, &held).await?;
     for command in &respawns {
-        ctx.pusher
-            .push_method::<proc::Spawn>(&peer, command)
-            .await?;
+        push_to::<proc::Spawn>(&ctx, &route, command.id, command).await?;
     }
     let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
     god.wait_table(limit, "restart", |t| {
@@ -191,8 +233,8 @@ pub async fn restart(
 /// report agrees), and its restart history emptied. Replies once God sees the zeroes.
 pub async fn reset(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
     let ids = god.table().resolve_all(&params.names())?;
-    let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each::<proc::Reset>(&ctx, &peer, &ids).await?;
+    let route = route(&god, &ids).await?;
+    push_each::<proc::Reset>(&ctx, &route, &ids).await?;
     god.wait_table(SPAWNER_WAIT, "reset", |t| {
         ids.iter()
             .all(|id| t.get(*id).is_none_or(|p| p.report.restarts == 0))
@@ -293,8 +335,8 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let peer = god.spawner(SPAWNER_WAIT).await?;
-    push_each::<proc::Delete>(ctx, &peer, ids).await?;
+    let route = route(god, ids).await?;
+    push_each::<proc::Delete>(ctx, &route, ids).await?;
     god.wait_table(stop_wait(god, ids), "delete", |t| {
         ids.iter().all(|id| is_down(t.status(*id)))
     })
@@ -379,15 +421,13 @@ pub async fn signal(
 ) -> Result<Vec<ProcessInfo>, RpcError> {
     validate::signal_name("signal", &params.signal).map_err(bad_params)?;
     let ids = god.table().resolve_all(&params.targets.names())?;
-    let peer = god.spawner(SPAWNER_WAIT).await?;
+    let route = route(&god, &ids).await?;
     for &id in &ids {
         let command = zpm_proto::commands::SignalCommand {
             id,
             signal: params.signal.clone(),
         };
-        ctx.pusher
-            .push_method::<proc::Signal>(&peer, &command)
-            .await?;
+        push_to::<proc::Signal>(&ctx, &route, id, &command).await?;
     }
     Ok(rows(&god, &ids))
 }
@@ -414,11 +454,9 @@ pub async fn scale(god: Arc<God>, params: Scale, ctx: Ctx) -> Result<Vec<Process
             (spec, next.unwrap_or(0))
         };
         let spec = spec.ok_or_else(|| RpcError::not_found("app vanished while scaling"))?;
-        let peer = god.spawner(SPAWNER_WAIT).await?;
         let added = spawn_instances(
             &god,
             &ctx,
-            &peer,
             &spec,
             next_instance,
             (want - current.len()) as u32,
@@ -450,9 +488,12 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
     // last; then every other agent (third parties too).
     let logs = Role::Logs.as_str();
     let mut peers = god.registry().peers();
-    peers.sort_by_key(|(role, _)| role != logs);
-    for (role, peer) in peers {
-        let pid = god.registry().pid_of(&role);
+    peers.sort_by_key(|(role, _, _)| role != logs);
+    for (role, host, peer) in peers {
+        // Only this host's pids mean anything here.
+        let pid = Some(&host)
+            .filter(|h| **h == god.host)
+            .and_then(|h| god.registry().pid_of(&role, h));
         if let Err(e) = ctx
             .pusher
             .push_method::<agent::Exit>(&peer, &NoParams {})

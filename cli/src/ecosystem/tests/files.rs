@@ -154,6 +154,7 @@ fn command_line_overrides_file_values() {
         restart_delay_ms: Some(20),
         kill_timeout_ms: Some(30),
         max_memory_restart: Some(50 << 20),
+        hosts: vec![s("h2"), s("h3")],
         exp_backoff_restart_delay_ms: Some(40),
         interpreter: Some(s("sh")),
         env_vars: vec![(s("K"), s("cli")), (s("NEW"), s("x=y"))],
@@ -164,6 +165,7 @@ fn command_line_overrides_file_values() {
     };
     let app = &resolve(&dir, "apps.json", &options).unwrap().apps[0];
     assert_eq!(app.name, "renamed");
+    assert_eq!(app.hosts, [s("h2"), s("h3")]);
     assert_eq!(app.argv, [s("sh"), at(&dir, "app.sh"), s("b"), s("c")]);
     assert_eq!(app.cwd, at(&dir, "other"));
     assert_eq!(
