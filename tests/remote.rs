@@ -307,12 +307,39 @@ fn apps_placed_on_a_second_host_work_like_local_ones() {
         "{}",
         &text[..text.len().min(200)]
     );
+    // History comes from h2's logs agent, through God: here and from a remote CLI.
+    let shown = god
+        .zpm
+        .ok(&["logs", "far", "--lines", "5", "--nostream", "--raw"]);
+    assert_eq!(
+        shown.lines().filter(|l| l.starts_with("line ")).count(),
+        5,
+        "{shown}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let shown = ok_stdout(god.remote_cmd(elsewhere.path()).args([
+        "logs",
+        "far",
+        "--lines",
+        "3",
+        "--nostream",
+        "--raw",
+    ]));
+    assert_eq!(
+        shown.lines().filter(|l| l.starts_with("line ")).count(),
+        3,
+        "{shown}"
+    );
     // Every verb reaches h2's spawner.
     let described = god.zpm.json(&["describe", "far"]);
     assert_eq!(described[0]["info"]["host"], "h2", "{described}");
     god.zpm.ok(&["stop", "far"]);
     god.zpm
         .wait_ls("far stopped", |rows| status(row(rows, "far")) == "stopped");
+    let flushed = god.zpm.ok(&["flush", "far"]);
+    assert!(flushed.contains("far-out.log"), "{flushed}");
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+    god.zpm.ok(&["reload-logs"]);
     god.zpm.ok(&["restart", "far"]);
     god.zpm
         .wait_ls("far restarted", |rows| status(row(rows, "far")) == "online");

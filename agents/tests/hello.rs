@@ -28,6 +28,7 @@ async fn hello_is_said_on_a_connection_made_before_the_task_ran() {
                     bus_dropped: 0,
                     version: "test".into(),
                     pid: 1,
+                    host: "h".into(),
                     uptime_ms: 0,
                     warnings: vec![],
                     guards: std::collections::BTreeMap::new(),

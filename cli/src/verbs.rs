@@ -41,9 +41,9 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
-        Command::Logs(args) => crate::logs::run(home, args).await,
-        Command::Flush(args) => crate::logs::flush(home, args).await,
-        Command::ReloadLogs(a) => crate::logs::reload(home, a.json).await,
+        Command::Logs(args) => crate::logs::run(home, args, remote).await,
+        Command::Flush(args) => crate::logs::flush(home, args, remote).await,
+        Command::ReloadLogs(a) => crate::logs::reload(home, a.json, remote).await,
         Command::Signal {
             signal,
             target,

@@ -43,6 +43,8 @@ pub struct God {
     log_problems: Mutex<Vec<zpm_proto::logfiles::LogProblem>>,
     /// Each host's latest sample, by host name.
     hosts: Mutex<BTreeMap<String, zpm_proto::metrics::HostInfo>>,
+    /// `logs.ask` requests waiting for their logs agent's answer.
+    queries: Mutex<crate::logs::Queries>,
 }
 
 /// What God shares with the keeper of one agent role.
@@ -89,6 +91,7 @@ impl God {
             logs_dir: home.logs_dir(),
             log_problems: Mutex::new(Vec::new()),
             hosts: Mutex::new(BTreeMap::new()),
+            queries: Mutex::new(crate::logs::Queries::default()),
             log_defaults: LogDefaults {
                 rotation: Rotation {
                     max_size: config.logs.max_size,
@@ -180,6 +183,10 @@ impl God {
         &self.keepers[&role]
     }
 
+    pub fn queries(&self) -> MutexGuard<'_, crate::logs::Queries> {
+        relock(&self.queries)
+    }
+
     pub fn table(&self) -> MutexGuard<'_, Table> {
         relock(&self.table)
     }
@@ -201,6 +208,7 @@ impl God {
         Pong {
             version: ZPM_VERSION.to_owned(),
             pid: std::process::id(),
+            host: self.host.clone(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             warnings: self.warnings(),
             bus_dropped: self

@@ -6,6 +6,9 @@ pub struct Pong {
     pub version: String,
     /// Process id of the server that answered (God).
     pub pid: u32,
+    /// God's own host: where apps go unless placed elsewhere.
+    #[serde(default)]
+    pub host: String,
     pub uptime_ms: u64,
     /// Problems God wants the user to know about (e.g. a corrupt state file set aside).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -17,7 +17,10 @@ pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
-pub use logs::{LogChunk, LogCursor, LogEvent, LogStream, LogsFetch, LogsFetched};
+pub use logs::{
+    LogChunk, LogCursor, LogEvent, LogStream, LogsAnswer, LogsAsk, LogsFetch, LogsFetched,
+    LogsQuery,
+};
 pub use process::{
     ProcessEvent, ProcessEventKind, ProcessInfo, ProcessReport, ProcessStatus, RestartReason,
     RestartRecord,

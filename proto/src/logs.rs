@@ -130,3 +130,33 @@ mod tests {
         );
     }
 }
+
+/// `logs.ask`: a request for a host's logs agent (`logs.tail`, `logs.flush` or
+/// `logs.reopen`), carried by God to a host the caller cannot reach on `logs.sock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsAsk {
+    pub host: String,
+    pub method: String,
+    /// The method's own params.
+    pub params: zpm_rpc::Value,
+}
+
+/// `logs.query`: God's push to a logs agent, one asked request. The agent answers with
+/// `logs.answer` carrying the same `query`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsQuery {
+    pub query: u64,
+    pub method: String,
+    pub params: zpm_rpc::Value,
+}
+
+/// `logs.answer`: the reply to a `logs.query`: its result (absent or nil for a method that
+/// returns nothing), or the error its endpoint gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsAnswer {
+    pub query: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<zpm_rpc::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<zpm_rpc::RpcError>,
+}

@@ -102,12 +102,27 @@ pub mod logs {
         /// Notification from the logs agent to God whenever the set of files it cannot
         /// write changes; God shows them as warnings on every reply to the CLI.
         Problems = "logs.problems" (crate::logfiles::LogProblems) -> ();
+        /// Asked of God: carry a `logs.tail`/`logs.flush`/`logs.reopen` to a host's logs
+        /// agent (one the caller cannot reach on `logs.sock`) and return its result.
+        Ask = "logs.ask" (crate::LogsAsk) -> zpm_rpc::Value;
+        /// Push from God to a logs agent: a request asked of it through God.
+        Query = "logs.query" (crate::LogsQuery) -> ();
+        /// Notification from a logs agent to God: the answer to a `logs.query`.
+        Answer = "logs.answer" (crate::LogsAnswer) -> ();
     }
 
+    /// The methods `logs.ask` carries: what the logs agent serves on `logs.sock`.
+    pub const ASKABLE: [&str; 3] = [
+        <Tail as zpm_rpc::Method>::NAME,
+        <Flush as zpm_rpc::Method>::NAME,
+        <Reopen as zpm_rpc::Method>::NAME,
+    ];
+
     /// A push the logs agent acts on.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq)]
     pub enum LogsCommand {
         Targets(TargetList),
+        Query(crate::LogsQuery),
         Interest(crate::commands::Interest),
         Exit,
     }
@@ -118,6 +133,7 @@ pub mod logs {
             use zpm_rpc::Method as _;
             Ok(match push.method.as_str() {
                 Targets::NAME => Self::Targets(push.params::<Targets>()?),
+                Query::NAME => Self::Query(push.params::<Query>()?),
                 agent::Interest::NAME => Self::Interest(push.params::<agent::Interest>()?),
                 agent::Exit::NAME => Self::Exit,
                 other => {

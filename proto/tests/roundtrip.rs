@@ -38,7 +38,7 @@ fn event_kind() -> impl Strategy<Value = ProcessEventKind> {
 proptest! {
     #[test]
     fn pong(version in ".*", pid: u32, uptime_ms: u64) {
-        round_trip(&Pong { version, pid, uptime_ms, warnings: vec![], bus_dropped: u64::from(pid), guards: std::collections::BTreeMap::new(), listening: Some("tcp://127.0.0.1:7100".into()) });
+        round_trip(&Pong { version, pid, host: "h".into(), uptime_ms, warnings: vec![], bus_dropped: u64::from(pid), guards: std::collections::BTreeMap::new(), listening: Some("tcp://127.0.0.1:7100".into()) });
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use handler::Ctx;
 pub use method::Method;
 pub use scan::ScanLimits;
 pub use server::{PeerId, Pusher, Server, ServerBuilder, ServerStats};
-pub use typed::from_value;
+pub use typed::{from_value, to_value};
 
 /// msgpack value, re-exported so callers need not depend on rmpv directly.
 pub use rmpv::Value;

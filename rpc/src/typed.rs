@@ -53,6 +53,12 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
     rmp_serde::from_slice(&bytes).map_err(|e| RpcError::bad_params(e.to_string()))
 }
 
+/// Encodes `params` as a msgpack value, e.g. to carry a request inside another one.
+pub fn to_value<T: serde::Serialize + ?Sized>(params: &T) -> Result<Value, RpcError> {
+    let bytes = rmp_serde::to_vec_named(params).map_err(|e| RpcError::bad_params(e.to_string()))?;
+    rmpv::decode::read_value(&mut bytes.as_slice()).map_err(|e| RpcError::bad_params(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

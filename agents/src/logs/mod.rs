@@ -28,6 +28,7 @@ mod format;
 mod ledger;
 mod live;
 mod pull;
+mod relay;
 mod rotate;
 mod route;
 mod run;

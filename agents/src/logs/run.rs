@@ -4,6 +4,7 @@
 //! `logs.tail`, `logs.flush` and `logs.reopen` on `logs.sock`.
 
 use super::live::Live;
+use super::relay::Relay;
 use super::serve::serve;
 use super::{Now, Options, PullOptions, Writer, saved_targets, step};
 use crate::agent::{self, Wanted};
@@ -73,7 +74,8 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
     let mut problems = Problems::default();
     // Interest takes effect at once (not after the round in progress): lines pulled just
     // after a subscriber arrived are published too.
-    let mut pushes = apply_interest_at_once(joined.pushes, joined.interest.clone());
+    let relay = Relay::new(Arc::clone(&joined.client), &options.home.logs_endpoint());
+    let mut pushes = apply_interest_at_once(joined.pushes, joined.interest.clone(), relay);
     loop {
         while let Ok(command) = controls.try_recv() {
             command.apply(&mut writer);
@@ -94,16 +96,19 @@ pub async fn run(options: LogsOptions) -> Result<(), LogsError> {
     Ok(())
 }
 
-/// Sets the bus interest as soon as God pushes it; every other push is passed on.
+/// Sets the bus interest and answers asked requests as soon as God pushes them; every
+/// other push is passed on to the pull loop.
 fn apply_interest_at_once(
     mut pushes: mpsc::Receiver<Push>,
     interest: Wanted,
+    relay: Relay,
 ) -> mpsc::Receiver<LogsCommand> {
     let (passed, rest) = mpsc::channel(64);
     tokio::spawn(async move {
         while let Some(push) = pushes.recv().await {
             match LogsCommand::from_push(&push) {
                 Ok(LogsCommand::Interest(wanted)) => interest.set(wanted),
+                Ok(LogsCommand::Query(query)) => relay.answer(query),
                 Ok(command) => {
                     if passed.send(command).await.is_err() {
                         return;
@@ -140,8 +145,8 @@ fn take_pushes(
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = writer.targets().to_vec();
             }
-            // Taken as it arrives, by `apply_interest_at_once`.
-            LogsCommand::Interest(_) => {}
+            // Taken as they arrive, by `apply_interest_at_once`.
+            LogsCommand::Interest(_) | LogsCommand::Query(_) => {}
         }
     }
     false

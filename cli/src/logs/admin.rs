@@ -1,27 +1,47 @@
 //! `zpm flush [TARGET…]` (empty apps' log files) and `zpm reload-logs` (reopen every log
 //! file, after an external logrotate moved them): one call each to the logs agent.
 
-use super::{call_logs, describe};
+use super::describe;
+use super::reach::Reach;
 use crate::cli::FlushArgs;
 use crate::connect::ensure_daemon;
 use crate::output::{print_json, print_line, printable};
+use std::collections::BTreeMap;
 use zpm_host::home::Home;
 use zpm_proto::commands::AppDescription;
 use zpm_proto::logfiles::{DISCARD, FlushRequest};
 use zpm_proto::method::logs;
 use zpm_rpc::NoParams;
 
-pub async fn flush(home: &Home, args: FlushArgs) -> anyhow::Result<()> {
-    let (god, _) = ensure_daemon(home).await?;
-    let apps = describe(&god, &args.target).await?;
-    // No target: every app the logs agent writes for (an empty list), not only those
-    // God listed a moment ago.
-    let ids: Vec<u32> = if args.target.is_empty() {
-        Vec::new()
-    } else {
-        apps.iter().map(|a| a.info.id).collect()
+pub async fn flush(home: &Home, args: FlushArgs, remote: bool) -> anyhow::Result<()> {
+    let (god, pong) = ensure_daemon(home).await?;
+    let reach = Reach {
+        home,
+        god: &god,
+        god_host: pong.host,
+        remote,
     };
-    call_logs::<logs::Flush>(home, &FlushRequest { ids }).await?;
+    let apps = describe(&god, &args.target).await?;
+    // No target: every app each logs agent writes for (an empty list), not only those
+    // God listed a moment ago.
+    let mut by_host: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    if args.target.is_empty() {
+        for host in reach.hosts().await? {
+            by_host.insert(host, Vec::new());
+        }
+    } else {
+        for app in &apps {
+            by_host
+                .entry(app.info.host.clone())
+                .or_default()
+                .push(app.info.id);
+        }
+    }
+    for (host, ids) in by_host {
+        reach
+            .call::<logs::Flush>(&host, &FlushRequest { ids })
+            .await?;
+    }
     let files = files(&apps);
     if args.json {
         let ids: Vec<u32> = apps.iter().map(|a| a.info.id).collect();
@@ -53,10 +73,23 @@ fn files(apps: &[AppDescription]) -> Vec<&str> {
     files
 }
 
-pub async fn reload(home: &Home, json: bool) -> anyhow::Result<()> {
+pub async fn reload(home: &Home, json: bool, remote: bool) -> anyhow::Result<()> {
     // The daemon launches the logs agent; without it there is nothing to reopen.
-    ensure_daemon(home).await?;
-    call_logs::<logs::Reopen>(home, &NoParams {}).await?;
+    let (god, pong) = ensure_daemon(home).await?;
+    let reach = Reach {
+        home,
+        god: &god,
+        god_host: pong.host,
+        remote,
+    };
+    // God's own host always (its logs agent may still be starting), and every other.
+    let mut hosts = reach.hosts().await?;
+    if !hosts.contains(&reach.god_host) {
+        hosts.push(reach.god_host.clone());
+    }
+    for host in hosts {
+        reach.call::<logs::Reopen>(&host, &NoParams {}).await?;
+    }
     if json {
         print_json(&serde_json::json!({ "reopened": true }))
     } else {

@@ -1,10 +1,11 @@
 //! `zpm logs`, `zpm flush` and `zpm reload-logs`. Apps are resolved through God
-//! (`app.describe`, which also names each instance's files); lines and file operations come
-//! from the host's logs agent on `logs.sock`; live lines from the bus.
+//! (`app.describe`, which also names each instance's files and host); lines and file
+//! operations come from each host's logs agent (`reach`); live lines from the bus.
 
 mod admin;
 mod lines;
 mod print;
+mod reach;
 mod stream;
 
 pub use admin::{flush, reload};
@@ -12,26 +13,30 @@ pub use admin::{flush, reload};
 use crate::cli::LogsArgs;
 use crate::connect::ensure_daemon;
 use crate::output::colour_wanted;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use lines::{Sink as _, Who};
 use print::{Printer, Style};
+use reach::Reach;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::time::Duration;
 use zpm_host::home::Home;
 use zpm_proto::commands::{AppDescription, Target};
-use zpm_proto::logfiles::{DISCARD, TailRequest};
+use zpm_proto::logfiles::{DISCARD, TailLines, TailRequest};
 use zpm_proto::method::{app, logs};
 use zpm_proto::{LogStream, validate};
-use zpm_rpc::{CallError, Client, ClientOptions, Method};
+use zpm_rpc::Client;
 
-/// Long enough for a logs agent that is just being launched with a fresh daemon.
-const LOGS_TIMEOUT: Duration = Duration::from_secs(15);
-
-pub async fn run(home: &Home, args: LogsArgs) -> anyhow::Result<()> {
+pub async fn run(home: &Home, args: LogsArgs, remote: bool) -> anyhow::Result<()> {
     if let Some(pattern) = &args.timestamp {
         validate::date_format("--timestamp", pattern)?;
     }
-    let (god, _) = ensure_daemon(home).await?;
+    let (god, pong) = ensure_daemon(home).await?;
+    let reach = Reach {
+        home,
+        god: &god,
+        god_host: pong.host,
+        remote,
+    };
     let apps = describe(&god, &args.target).await?;
     // Named apps: only their ids. No target: every app, also those started later.
     let chosen = (!args.target.is_empty()).then(|| apps.iter().map(|a| a.info.id).collect());
@@ -55,7 +60,7 @@ pub async fn run(home: &Home, args: LogsArgs) -> anyhow::Result<()> {
         printer.widen(&app.info.name);
     }
     let shown = async {
-        tail(home, &apps, &args, &mut printer).await?;
+        tail(&reach, &apps, &args, &mut printer).await?;
         printer.flush().context("writing to stdout")?;
         match subscriber {
             Some(subscriber) => stream::follow(subscriber, &chosen, &mut printer).await,
@@ -91,30 +96,10 @@ async fn describe(god: &Client, targets: &[String]) -> anyhow::Result<Vec<AppDes
     crate::verbs::call::<app::Describe>(god, &Target::new(targets)).await
 }
 
-/// Calls the host's logs agent on `logs.sock`.
-async fn call_logs<M: Method>(home: &Home, params: &M::Params) -> anyhow::Result<M::Output> {
-    let options = ClientOptions {
-        version: zpm_proto::PROTOCOL_VERSION,
-        connect_attempt: Duration::from_millis(100),
-        ..ClientOptions::default()
-    };
-    let endpoint = home.logs_endpoint();
-    let client = Client::with_options(&endpoint, options);
-    match client.call_method::<M>(params, LOGS_TIMEOUT).await {
-        Ok(output) => Ok(output),
-        Err(CallError::Remote(e)) => bail!("the logs agent: {}", e.message),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "calling {} on {endpoint} (is the logs agent running? see `zpm agents`)",
-                M::NAME
-            )
-        }),
-    }
-}
-
-/// One log file to show: whose, which stream.
+/// One log file to show: whose, which stream, on which host.
 struct File<'a> {
     id: u32,
+    host: &'a str,
     name: &'a str,
     stream: LogStream,
     path: &'a str,
@@ -138,6 +123,7 @@ fn files(apps: &[AppDescription], stream: Option<LogStream>) -> Vec<File<'_>> {
             if path != DISCARD && !files.iter().any(|f| f.path == path) {
                 files.push(File {
                     id: app.info.id,
+                    host: &app.info.host,
                     name: &app.info.name,
                     stream,
                     path,
@@ -150,7 +136,7 @@ fn files(apps: &[AppDescription], stream: Option<LogStream>) -> Vec<File<'_>> {
 
 /// PM2's start of `logs`: each file's header and its last lines.
 async fn tail<W: Write>(
-    home: &Home,
+    reach: &Reach<'_>,
     apps: &[AppDescription],
     args: &LogsArgs,
     printer: &mut Printer<W>,
@@ -160,14 +146,22 @@ async fn tail<W: Write>(
     if args.lines == 0 || files.is_empty() {
         return Ok(());
     }
-    let mut ids: Vec<u32> = files.iter().map(|f| f.id).collect();
-    ids.dedup();
-    let request = TailRequest {
-        ids,
-        lines: args.lines,
-        stream,
-    };
-    let tails = call_logs::<logs::Tail>(home, &request).await?;
+    let mut by_host: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for file in &files {
+        let ids = by_host.entry(file.host).or_default();
+        if !ids.contains(&file.id) {
+            ids.push(file.id);
+        }
+    }
+    let mut tails: Vec<TailLines> = Vec::new();
+    for (host, ids) in by_host {
+        let request = TailRequest {
+            ids,
+            lines: args.lines,
+            stream,
+        };
+        tails.extend(reach.call::<logs::Tail>(host, &request).await?);
+    }
     printer.stamp_now();
     for file in &files {
         printer.header(file.path, args.lines)?;

@@ -3,6 +3,7 @@
 mod agents;
 mod apps;
 mod dump;
+mod logs_ask;
 
 use crate::state::God;
 use serde::Serialize;
@@ -54,5 +55,7 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<agent::Publish, _, _>(on(&god, agents::publish))
         .handle::<agent::Metrics, _, _>(on(&god, agents::metrics))
         .handle::<logs::Problems, _, _>(on(&god, agents::log_problems))
+        .handle::<logs::Ask, _, _>(on(&god, logs_ask::ask))
+        .handle::<logs::Answer, _, _>(on(&god, logs_ask::answer))
         .handle::<agent::MemoryRestart, _, _>(on(&god, apps::memory_restart))
 }
