@@ -28,8 +28,10 @@ pub enum Error {
     ChunkTooLarge(usize),
     #[error("encrypting a frame failed: {0}")]
     Encrypt(snow::Error),
-    #[error("no traffic either way for {0:?}")]
-    Idle(Duration),
+    #[error("nothing heard from the peer for {0:?}")]
+    Silent(Duration),
+    #[error("no TCP connection within {0:?}")]
+    ConnectTimeout(Duration),
 }
 
 impl Error {
@@ -39,6 +41,9 @@ impl Error {
     }
 
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::HandshakeTimeout(_) | Self::Idle(_))
+        matches!(
+            self,
+            Self::HandshakeTimeout(_) | Self::Silent(_) | Self::ConnectTimeout(_)
+        )
     }
 }

@@ -24,6 +24,8 @@ pub struct HandshakeLimits {
     pub deadline: Duration,
     /// Largest handshake message accepted (NNpsk0's are 48 bytes each).
     pub max_message: usize,
+    /// Time for the TCP connection itself (client side).
+    pub connect: Duration,
 }
 
 impl Default for HandshakeLimits {
@@ -31,6 +33,7 @@ impl Default for HandshakeLimits {
         Self {
             deadline: Duration::from_secs(5),
             max_message: 256,
+            connect: Duration::from_secs(2),
         }
     }
 }

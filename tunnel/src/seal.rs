@@ -34,8 +34,12 @@ pub fn seal(noise: &mut TransportState, plain: &[u8], out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// Appends frames sealing all of `plain`, split into chunks of at most [`MAX_CHUNK`].
+/// Appends frames sealing all of `plain`, split into chunks of at most [`MAX_CHUNK`]; an
+/// empty `plain` is one empty frame (a keepalive).
 pub fn seal_all(noise: &mut TransportState, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    if plain.is_empty() {
+        return seal(noise, plain, out);
+    }
     for chunk in plain.chunks(MAX_CHUNK) {
         seal(noise, chunk, out)?;
     }

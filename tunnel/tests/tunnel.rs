@@ -139,9 +139,12 @@ async fn abandoned_connections_do_not_block_a_legitimate_client() {
 }
 
 #[tokio::test]
-async fn an_idle_tunnel_is_closed_and_counted() {
+async fn a_silent_peer_after_the_handshake_is_cut_and_counted() {
     let setup = common::start_with(zpm_tunnel::Limits {
-        idle: Duration::from_millis(200),
+        liveness: zpm_tunnel::Liveness {
+            keepalive: Duration::from_millis(50),
+            silent: Duration::from_millis(200),
+        },
         ..zpm_tunnel::Limits::default()
     })
     .await;
@@ -231,4 +234,51 @@ async fn a_probe_checks_the_key_and_reaches_no_endpoint() {
         .expect_err("probe with another key");
     assert_eq!(setup.echo_count(), 0);
     assert_eq!(setup.stats.snapshot().handshakes_failed, 1);
+}
+
+#[tokio::test]
+async fn keepalives_hold_a_quiet_connection_open_past_the_silence_limit() {
+    use tokio::io::AsyncReadExt as _;
+    let liveness = zpm_tunnel::Liveness {
+        keepalive: Duration::from_millis(30),
+        silent: Duration::from_millis(150),
+    };
+    let limits = zpm_tunnel::Limits {
+        liveness,
+        ..zpm_tunnel::Limits::default()
+    };
+    let setup = common::start_with(limits).await;
+    let path = setup.dir.path().join("quiet.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind local");
+    let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
+    tokio::spawn(zpm_tunnel::expose(
+        listener,
+        zpm_tunnel::Remote {
+            addr: setup.addr.to_string(),
+            service: ECHO.to_owned(),
+        },
+        setup.key.clone(),
+        limits,
+        std::sync::Arc::clone(&stats),
+    ));
+    let mut local = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect");
+    local.write_all(b"a").await.expect("write");
+    let mut got = [0u8; 1];
+    local.read_exact(&mut got).await.expect("echo");
+    // Quiet for four times the silence limit: only keepalives cross, in both directions.
+    tokio::time::sleep(liveness.silent * 4).await;
+    local
+        .write_all(b"b")
+        .await
+        .expect("write after a quiet spell");
+    local
+        .read_exact(&mut got)
+        .await
+        .expect("echo after a quiet spell");
+    assert_eq!(&got, b"b");
+    assert_eq!(setup.stats.snapshot().timeouts, 0);
+    assert_eq!(stats.snapshot().timeouts, 0);
+    assert_eq!(setup.echo_count(), 1, "one connection throughout");
 }
