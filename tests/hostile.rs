@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const MORE: u8 = 0x01;
-const LONG: u8 = 0x02;
-const COMMAND: u8 = 0x04;
+pub(crate) const MORE: u8 = 0x01;
+pub(crate) const LONG: u8 = 0x02;
+pub(crate) const COMMAND: u8 = 0x04;
 /// God's RSS may end this far above where it started.
 const RSS_SLACK_KB: u64 = 10 * 1024;
 /// How long one blocking write to a guard may wait before the test calls it a hang.
@@ -25,7 +25,7 @@ const WRITE_STALL: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------
 // Raw ZMTP 3.0, NULL mechanism, as a DEALER.
 
-fn greeting() -> Vec<u8> {
+pub(crate) fn greeting() -> Vec<u8> {
     let mut g = vec![0u8; 64];
     g[0] = 0xFF;
     g[9] = 0x7F;
@@ -49,7 +49,7 @@ fn frame(flags: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn ready() -> Vec<u8> {
+pub(crate) fn ready() -> Vec<u8> {
     let mut body = b"\x05READY\x0bSocket-Type".to_vec();
     body.extend_from_slice(&6u32.to_be_bytes());
     body.extend_from_slice(b"DEALER");
@@ -57,11 +57,11 @@ fn ready() -> Vec<u8> {
 }
 
 /// A one-frame message (what a DEALER sends).
-fn message(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn message(payload: &[u8]) -> Vec<u8> {
     frame(0, payload)
 }
 
-fn is_closed(e: &std::io::Error) -> bool {
+pub(crate) fn is_closed(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
@@ -218,7 +218,7 @@ struct Notification<'a, P> {
     params: P,
 }
 
-fn request<I: Serialize, P: Serialize>(id: I, method: &str, params: P) -> Vec<u8> {
+pub(crate) fn request<I: Serialize, P: Serialize>(id: I, method: &str, params: P) -> Vec<u8> {
     rmp_serde::to_vec_named(&Request {
         v: 1,
         id,
@@ -271,7 +271,7 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// `tid:state` of each of `pid`'s threads (R running, S sleeping…), for failure reports.
-fn thread_states(pid: u32) -> String {
+pub(crate) fn thread_states(pid: u32) -> String {
     let threads = zpm_host::procfs::threads(pid);
     if threads.is_empty() {
         return "gone".into();

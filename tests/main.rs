@@ -16,6 +16,7 @@ mod logs_fetch;
 mod metrics;
 mod monit;
 mod remote;
+mod remote_hostile;
 mod restart_policy;
 mod stop_tree;
 mod validation;
