@@ -12,6 +12,34 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
+/// A failed accept (out of descriptors, mostly, while a flood of connections is open)
+/// never gives up the port: back off a moment and accept again, logging now and then.
+#[derive(Default)]
+struct AcceptFailures {
+    warned_at: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+    const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    async fn pass<T>(&mut self, accepted: std::io::Result<T>) -> Option<T> {
+        let error = match accepted {
+            Ok(accepted) => return Some(accepted),
+            Err(error) => error,
+        };
+        if self
+            .warned_at
+            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
+        {
+            tracing::warn!(%error, "tunnel: accept failed; retrying");
+            self.warned_at = Some(std::time::Instant::now());
+        }
+        tokio::time::sleep(Self::BACKOFF).await;
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub handshake: HandshakeLimits,
@@ -51,8 +79,11 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let key = Arc::new(key);
     let to_ipc = Arc::new(services);
+    let mut failures = AcceptFailures::default();
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let Some((stream, peer)) = failures.pass(listener.accept().await).await else {
+            continue;
+        };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             stats.refused();
             tracing::debug!(%peer, "tunnel: too many connections, closing");
@@ -164,8 +195,11 @@ pub async fn expose(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let key = Arc::new(key);
     let remote = Arc::new(remote);
+    let mut failures = AcceptFailures::default();
     loop {
-        let (local, _) = listener.accept().await?;
+        let Some((local, _)) = failures.pass(listener.accept().await).await else {
+            continue;
+        };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             stats.refused();
             continue;
