@@ -431,3 +431,91 @@ fn a_second_machine_claiming_the_same_host_name_is_refused() {
     );
     assert!(!other.path("remote.toml").exists());
 }
+
+/// Replaces the key file at `path` with a new key, keeping it private, in one rename.
+fn new_key_at(zpm: &Zpm, path: &Path) {
+    let fresh = path.with_extension("new");
+    zpm.ok(&["keygen", "--out", fresh.to_str().unwrap()]);
+    std::fs::rename(&fresh, path).unwrap();
+}
+
+fn hang_up(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(pid.cast_signed());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+}
+
+#[test]
+fn the_key_rotates_without_stopping_apps() {
+    let god = ListeningGod::start();
+    let h2 = SecondHost::join(&god, "h2");
+    let marker = god.zpm.marker.clone();
+    let app = god
+        .zpm
+        .script("idle.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
+    god.zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "far",
+        "--host",
+        "h2",
+        "--",
+        &marker,
+    ]);
+    let rows = god
+        .zpm
+        .wait_ls("far online", |rows| status(row(rows, "far")) == "online");
+    let pid = row(&rows, "far")["pid"].clone();
+    let old = std::fs::read(&god.key).unwrap();
+    // Both sides read the same file here; on real hosts, each its own copy.
+    new_key_at(&god.zpm, &god.key);
+    let god_pid = god.zpm.json(&["ping"])["pid"].as_u64().unwrap();
+    hang_up(u32::try_from(god_pid).unwrap());
+    hang_up(h2.standin.id());
+    // New connections need the new key; the old one is refused.
+    let other = tempfile::tempdir().unwrap();
+    poll("God takes the new key", || {
+        god.remote_cmd(other.path())
+            .arg("ping")
+            .output()
+            .unwrap()
+            .status
+            .success()
+            .then_some(())
+    });
+    let old_key = other.path().join("old.key");
+    std::fs::write(&old_key, &old).unwrap();
+    std::fs::set_permissions(
+        &old_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let err = err_stderr(
+        Command::cargo_bin("zpm")
+            .unwrap()
+            .env("ZPM_HOME", other.path())
+            .args(["--connect", &god.endpoint, "--key-file"])
+            .arg(&old_key)
+            .arg("ls"),
+    );
+    assert!(err.contains("different key"), "{err}");
+    // h2 reconnects with the new key after its connections are cut (stalled past the
+    // tunnel's silence limit): the same app, never restarted.
+    h2.signal(nix::sys::signal::Signal::SIGSTOP);
+    god.zpm
+        .wait_ls("far unknown", |rows| status(row(rows, "far")) == "unknown");
+    poll("h2's tunnel connections cut", || {
+        (god.tcp_counters()["timeouts"].as_u64() >= Some(1)).then_some(())
+    });
+    h2.signal(nix::sys::signal::Signal::SIGCONT);
+    let rows = god.zpm.wait_ls("far back, same pid", |rows| {
+        let far = row(rows, "far");
+        status(far) == "online" && far["pid"] == pid && far["restarts"] == 0
+    });
+    assert_eq!(row(&rows, "far")["host"], "h2");
+    assert_eq!(
+        god.tcp_counters()["handshakes_failed"],
+        1,
+        "only the old key's attempt"
+    );
+}

@@ -153,7 +153,7 @@ pub fn joined_agents(
     init_logging();
     let record = Joined {
         connect: god.endpoint.clone(),
-        key_file,
+        key_file: key_file.clone(),
         host: host.clone(),
         roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
     };
@@ -162,6 +162,7 @@ pub fn joined_agents(
     let standin = StandIn {
         home,
         god,
+        key_file,
         host,
         roles,
         record: Some(record),
@@ -186,6 +187,7 @@ fn relaunched_standin(home: Home, joined: Joined) -> anyhow::Result<()> {
     let standin = StandIn {
         home,
         god,
+        key_file: joined.key_file,
         host: joined.host,
         roles,
         record: None,

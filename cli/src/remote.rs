@@ -43,6 +43,7 @@ pub fn god_listen(
     Ok(Some(zpm_god::Listen {
         endpoint,
         key: load_key(&path)?,
+        key_file: path,
     }))
 }
 

@@ -6,7 +6,7 @@ use crate::error::GodError;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use zpm_host::home::Home;
-use zpm_tunnel::{Key, Limits, Services, TunnelStats};
+use zpm_tunnel::{Key, Limits, Services, SharedKey, TunnelStats};
 
 /// Where God listens for other hosts, and the key they must hold.
 #[derive(Debug, Clone)]
@@ -14,6 +14,8 @@ pub struct Listen {
     /// As the user wrote it: `tcp://ADDR:PORT`.
     pub endpoint: String,
     pub key: Key,
+    /// Where the key was read: SIGHUP reads it again (rotation, SECURITY.md).
+    pub key_file: std::path::PathBuf,
 }
 
 /// Binds the port (an error names the address) and serves the tunnel on it.
@@ -30,9 +32,14 @@ pub async fn serve(listen: &Listen, home: &Home) -> Result<Arc<TunnelStats>, God
         (zpm_proto::tunnel::BUS.to_owned(), home.bus_socket()),
     ]);
     let stats = Arc::new(TunnelStats::default());
+    let key = SharedKey::new(listen.key.clone());
+    tokio::spawn(zpm_tunnel::reload_on_hangup(
+        key.clone(),
+        listen.key_file.clone(),
+    ));
     let serving = zpm_tunnel::serve(
         listener,
-        listen.key.clone(),
+        key,
         services,
         Limits::default(),
         Arc::clone(&stats),

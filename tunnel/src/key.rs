@@ -153,3 +153,56 @@ fn nibble(c: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+/// A key that can be replaced while connections are served: new connections use the new
+/// one, connections already made keep theirs. Cheap to clone; every clone is the same key.
+#[derive(Clone, Debug)]
+pub struct SharedKey(std::sync::Arc<std::sync::RwLock<Key>>);
+
+impl SharedKey {
+    pub fn new(key: Key) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(key)))
+    }
+
+    pub fn current(&self) -> Key {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, key: Key) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+    }
+}
+
+/// Key rotation without a restart: on every SIGHUP, loads `path` again into `key`. A file
+/// that cannot be loaded (missing, not private, malformed) is logged and the old key kept.
+pub async fn reload_on_hangup(key: SharedKey, path: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; the key is reloaded only by a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match Key::load(&path) {
+            Ok(new) => {
+                key.replace(new);
+                tracing::info!(path = %path.display(), "SIGHUP: tunnel key reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: keeping the old tunnel key"),
+        }
+    }
+}
+
+impl From<Key> for SharedKey {
+    fn from(key: Key) -> Self {
+        Self::new(key)
+    }
+}

@@ -20,6 +20,6 @@ pub use addr::{AddrError, tcp_address};
 pub use bridge::{Liveness, bridge};
 pub use error::Error;
 pub use handshake::{HandshakeLimits, Sealed, SealedReader, SealedWriter};
-pub use key::{Key, KeyError};
+pub use key::{Key, KeyError, SharedKey, reload_on_hangup};
 pub use pipe::{Limits, PROBE, Remote, Services, connect, connect_with, expose, probe, serve};
 pub use stats::{StatsSnapshot, TunnelStats};

@@ -4,7 +4,7 @@
 use crate::bridge::{Liveness, bridge_counted};
 use crate::handshake::{self, HandshakeLimits, Sealed};
 use crate::stats::TunnelStats;
-use crate::{Error, Key};
+use crate::{Error, Key, SharedKey};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,13 +71,12 @@ pub type Services = BTreeMap<String, PathBuf>;
 /// without the key ever reaches an ipc endpoint. Runs until the listener fails.
 pub async fn serve(
     listener: TcpListener,
-    key: Key,
+    key: SharedKey,
     services: Services,
     limits: Limits,
     stats: Arc<TunnelStats>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let key = Arc::new(key);
     let to_ipc = Arc::new(services);
     let mut failures = AcceptFailures::default();
     loop {
@@ -90,7 +89,7 @@ pub async fn serve(
             continue;
         };
         stats.connection();
-        let (key, to_ipc, stats) = (Arc::clone(&key), Arc::clone(&to_ipc), Arc::clone(&stats));
+        let (key, to_ipc, stats) = (key.current(), Arc::clone(&to_ipc), Arc::clone(&stats));
         tokio::spawn(async move {
             if let Err(e) = serve_one(stream, &key, &to_ipc, limits, &stats).await {
                 tracing::debug!(%peer, error = %e, "tunnel: connection ended");
@@ -188,12 +187,11 @@ pub struct Remote {
 pub async fn expose(
     listener: UnixListener,
     remote: Remote,
-    key: Key,
+    key: SharedKey,
     limits: Limits,
     stats: Arc<TunnelStats>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let key = Arc::new(key);
     let remote = Arc::new(remote);
     let mut failures = AcceptFailures::default();
     loop {
@@ -205,7 +203,7 @@ pub async fn expose(
             continue;
         };
         stats.connection();
-        let (key, remote, stats) = (Arc::clone(&key), Arc::clone(&remote), Arc::clone(&stats));
+        let (key, remote, stats) = (key.current(), Arc::clone(&remote), Arc::clone(&stats));
         tokio::spawn(async move {
             let result = async {
                 let sealed = connect_with(

@@ -168,7 +168,7 @@ async fn expose_carries_a_local_ipc_connection_through_the_tunnel() {
             addr: setup.addr.to_string(),
             service: ECHO.to_owned(),
         },
-        setup.key.clone(),
+        setup.key.clone().into(),
         zpm_tunnel::Limits::default(),
         std::sync::Arc::clone(&stats),
     ));
@@ -257,7 +257,7 @@ async fn keepalives_hold_a_quiet_connection_open_past_the_silence_limit() {
             addr: setup.addr.to_string(),
             service: ECHO.to_owned(),
         },
-        setup.key.clone(),
+        setup.key.clone().into(),
         limits,
         std::sync::Arc::clone(&stats),
     ));

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use zpm_tunnel::{Key, Limits, Remote, TunnelStats};
+use zpm_tunnel::{Key, Limits, Remote, SharedKey, TunnelStats};
 
 /// A God on another host: its `tcp://` address and the key it wants.
 #[derive(Debug, Clone)]
@@ -14,7 +14,8 @@ pub struct RemoteGod {
     /// As the user wrote it: `tcp://HOST:PORT`.
     pub endpoint: String,
     addr: String,
-    pub key: Key,
+    /// Shared by every end exposed for this God: replacing it (SIGHUP) reaches them all.
+    pub key: SharedKey,
 }
 
 impl RemoteGod {
@@ -22,7 +23,7 @@ impl RemoteGod {
         Ok(Self {
             endpoint: endpoint.to_owned(),
             addr: zpm_tunnel::tcp_address(endpoint)?,
-            key,
+            key: SharedKey::new(key),
         })
     }
 
@@ -30,7 +31,7 @@ impl RemoteGod {
     /// holds another key.
     pub async fn check(&self) -> Result<(), Unreachable> {
         let limits = zpm_tunnel::HandshakeLimits::default();
-        zpm_tunnel::probe(self.addr.as_str(), &self.key, limits)
+        zpm_tunnel::probe(self.addr.as_str(), &self.key.current(), limits)
             .await
             .map_err(|e| Unreachable {
                 endpoint: self.endpoint.clone(),

@@ -7,7 +7,7 @@
 //!
 //! It stops keeping a role when that agent exits cleanly (God ordered it, `zpm kill`), and
 //! stops everything on SIGINT/SIGTERM: each agent is sent SIGTERM (the spawner stops its
-//! apps first) and the home becomes local again.
+//! apps first) and the home becomes local again. SIGHUP reloads the key file.
 
 use super::expose::{RemoteGod, expose_god};
 use std::path::PathBuf;
@@ -49,6 +49,8 @@ pub enum StandInError {
 pub struct StandIn {
     pub home: Home,
     pub god: RemoteGod,
+    /// Where the key was read: SIGHUP reads it again (rotation, SECURITY.md).
+    pub key_file: PathBuf,
     /// The name this host's agents report (`--host`).
     pub host: String,
     pub roles: Vec<Role>,
@@ -66,6 +68,10 @@ pub async fn run(standin: StandIn) -> Result<(), StandInError> {
         record.save(&standin.home.joined_file())?;
     }
     let _exposed = expose_god(standin.home.root(), &standin.god)?;
+    tokio::spawn(zpm_tunnel::reload_on_hangup(
+        standin.god.key.clone(),
+        standin.key_file.clone(),
+    ));
     if let Err(e) = check_claims(&standin).await {
         let _ = std::fs::remove_file(standin.home.joined_file());
         return Err(e);

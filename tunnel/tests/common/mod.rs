@@ -63,7 +63,7 @@ pub async fn start_with(limits: Limits) -> Setup {
     let stats = Arc::new(TunnelStats::default());
     tokio::spawn(zpm_tunnel::serve(
         listener,
-        key.clone(),
+        key.clone().into(),
         zpm_tunnel::Services::from([(ECHO.to_owned(), ipc)]),
         limits,
         Arc::clone(&stats),
