@@ -92,7 +92,7 @@ pub async fn serve(
         let (key, to_ipc, stats) = (key.current(), Arc::clone(&to_ipc), Arc::clone(&stats));
         tokio::spawn(async move {
             if let Err(e) = serve_one(stream, &key, &to_ipc, limits, &stats).await {
-                tracing::debug!(%peer, error = %e, "tunnel: connection ended");
+                stats.log_cut(&peer, &e);
             }
             drop(slot);
         });

@@ -2,7 +2,9 @@
 
 use crate::Error;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// What a tunnel end has seen; shared with whoever reports it.
 #[derive(Debug, Default)]
@@ -12,7 +14,13 @@ pub struct TunnelStats {
     pub handshakes_failed: AtomicU64,
     pub frames_rejected: AtomicU64,
     pub timeouts: AtomicU64,
+    /// Cut connections not logged since the last line (see [`TunnelStats::log_cut`]).
+    unlogged: AtomicU64,
+    logged_at: Mutex<Option<Instant>>,
 }
+
+/// A flood of bad connections is logged as one line per this much time.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
@@ -52,6 +60,23 @@ impl TunnelStats {
 
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs a connection cut for a fault of its peer (failed handshake, bad frame,
+    /// silence): the first at once, then at most one line per [`LOG_EVERY`] saying how
+    /// many more there were.
+    pub(crate) fn log_cut(&self, peer: &dyn std::fmt::Display, error: &Error) {
+        let mut logged_at = self
+            .logged_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logged_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *logged_at = Some(Instant::now());
+        let more = self.unlogged.swap(0, Ordering::Relaxed);
+        tracing::warn!(%peer, %error, more_since_last_line = more, "tunnel: connection cut");
     }
 
     pub(crate) fn connection(&self) {
