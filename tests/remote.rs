@@ -519,3 +519,59 @@ fn the_key_rotates_without_stopping_apps() {
         "only the old key's attempt"
     );
 }
+
+#[test]
+fn logs_ask_checks_what_it_carries_and_zpm_tunnel_wants_a_private_directory() {
+    use zpm_proto::LogsAsk;
+    use zpm_proto::method::logs;
+    let god = ListeningGod::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = {
+        let _in = rt.enter();
+        zpm_rpc::Client::new(&format!("ipc://{}", god.zpm.path("rpc.sock").display()))
+    };
+    let ask = |host: &str, method: &str| {
+        let ask = LogsAsk {
+            host: host.to_owned(),
+            method: method.to_owned(),
+            params: zpm_rpc::Value::Map(vec![]),
+        };
+        let reply = rt.block_on(client.call_method::<logs::Ask>(&ask, Duration::from_secs(20)));
+        match reply {
+            Err(zpm_rpc::CallError::Remote(e)) => e,
+            other => panic!("{host}/{method}: expected an error, got {other:?}"),
+        }
+    };
+    let here = god.zpm.json(&["ping"])["host"].as_str().unwrap().to_owned();
+    let e = ask(&here, "logs.fetch");
+    assert_eq!(e.code, zpm_rpc::ErrorCode::BadParams, "{e}");
+    let e = ask("a b", "logs.tail");
+    assert!(e.message.contains("invalid host name"), "{e}");
+    let e = ask("nowhere", "logs.tail");
+    assert_eq!(e.code, zpm_rpc::ErrorCode::Unavailable, "{e}");
+    // The logs agent's own checks apply to what God carries: `{}` is no TailRequest.
+    let e = ask(&here, "logs.tail");
+    assert_eq!(e.code, zpm_rpc::ErrorCode::BadParams, "{e}");
+    // A world-readable directory for `zpm tunnel --local` is refused before anything.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let err = err_stderr(
+        god.remote_cmd(other.path())
+            .args(["tunnel", "--local"])
+            .arg(shared.path()),
+    );
+    assert!(
+        err.contains("not private") && err.contains("chmod 700"),
+        "{err}"
+    );
+    assert!(!shared.path().join("rpc.sock").exists());
+    assert_eq!(god.zpm.json(&["ping"])["host"], here.as_str());
+}

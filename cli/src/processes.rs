@@ -90,7 +90,9 @@ pub fn daemon(
 
 pub fn agent(home: Home, role: &str) -> anyhow::Result<()> {
     if role == "all" {
-        bail!("`zpm agent all` runs this host's agents for a God on another host: add --connect tcp://GOD:PORT (and --key-file FILE)");
+        bail!(
+            "`zpm agent all` runs this host's agents for a God on another host: add --connect tcp://GOD:PORT (and --key-file FILE)"
+        );
     }
     let Some(role) = Role::parse(role) else {
         let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();

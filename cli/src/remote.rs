@@ -87,6 +87,7 @@ pub async fn tunnel(local: &str, god: &RemoteGod) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
+    refuse_shared_dir(&dir)?;
     let exposed =
         expose_god(&dir, god).with_context(|| format!("exposing {} locally", god.endpoint))?;
     println!(
@@ -117,4 +118,20 @@ async fn wait_for_stop() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Whoever can reach a socket in `dir` drives God: the directory must be ours alone.
+fn refuse_shared_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 || meta.uid() != nix::unistd::getuid().as_raw() {
+        bail!(
+            "{} is not private (mode {mode:04o}): anyone who can open a socket there would \
+             drive God; use a directory only you can enter (chmod 700 {})",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
