@@ -107,9 +107,7 @@ fn tcp_without_a_key_is_refused_with_the_fix() {
 fn a_remote_cli_drives_god_through_the_tunnel() {
     let god = ListeningGod::start();
     let other = tempfile::tempdir().unwrap();
-    let app = god
-        .zpm
-        .script("remote-app.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
+    let app = god.zpm.script("remote-app.sh", IDLE);
     ok_stdout(god.remote_cmd(other.path()).args([
         "start",
         app.to_str().unwrap(),
@@ -240,6 +238,26 @@ impl Drop for SecondHost {
     }
 }
 
+impl ListeningGod {
+    /// Starts script `body` as app `name` on `host`, marked for the guard.
+    fn start_on(&self, host: &str, name: &str, body: &str) {
+        let app = self.zpm.script(&format!("{name}.sh"), body);
+        let marker = self.zpm.marker.clone();
+        self.zpm.ok(&[
+            "start",
+            app.to_str().unwrap(),
+            "--name",
+            name,
+            "--host",
+            host,
+            "--",
+            &marker,
+        ]);
+    }
+}
+
+const IDLE: &str = "#!/bin/sh\nwhile true; do sleep 1; done\n";
+
 fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
     rows.iter().find(|r| r["name"] == name).unwrap()
 }
@@ -248,21 +266,11 @@ fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
 fn apps_placed_on_a_second_host_work_like_local_ones() {
     let god = ListeningGod::start();
     let h2 = SecondHost::join(&god, "h2");
-    let app = god.zpm.script(
-        "count.sh",
+    god.start_on(
+        "h2",
+        "far",
         "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"line $i\"; sleep 0.02; done\n",
     );
-    let marker = god.zpm.marker.clone();
-    god.zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "far",
-        "--host",
-        "h2",
-        "--",
-        &marker,
-    ]);
     let rows = god
         .zpm
         .wait_ls("far online on h2 with cpu and memory", |rows| {
@@ -354,9 +362,7 @@ fn instances_spread_over_hosts_and_unknown_hosts_are_refused() {
     let god = ListeningGod::start();
     let _h2 = SecondHost::join(&god, "h2");
     let here = god.zpm.json(&["ping"]);
-    let app = god
-        .zpm
-        .script("idle.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
+    let app = god.zpm.script("idle.sh", IDLE);
     let marker = god.zpm.marker.clone();
     let god_host = god
         .zpm
@@ -448,20 +454,7 @@ fn hang_up(pid: u32) {
 fn the_key_rotates_without_stopping_apps() {
     let god = ListeningGod::start();
     let h2 = SecondHost::join(&god, "h2");
-    let marker = god.zpm.marker.clone();
-    let app = god
-        .zpm
-        .script("idle.sh", "#!/bin/sh\nwhile true; do sleep 1; done\n");
-    god.zpm.ok(&[
-        "start",
-        app.to_str().unwrap(),
-        "--name",
-        "far",
-        "--host",
-        "h2",
-        "--",
-        &marker,
-    ]);
+    god.start_on("h2", "far", IDLE);
     let rows = god
         .zpm
         .wait_ls("far online", |rows| status(row(rows, "far")) == "online");

@@ -159,19 +159,7 @@ async fn a_silent_peer_after_the_handshake_is_cut_and_counted() {
 async fn expose_carries_a_local_ipc_connection_through_the_tunnel() {
     use tokio::io::AsyncReadExt as _;
     let setup = start(DEADLINE).await;
-    let path = setup.dir.path().join("local.sock");
-    let listener = tokio::net::UnixListener::bind(&path).expect("bind local");
-    let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
-    tokio::spawn(zpm_tunnel::expose(
-        listener,
-        zpm_tunnel::Remote {
-            addr: setup.addr.to_string(),
-            service: ECHO.to_owned(),
-        },
-        setup.key.clone().into(),
-        zpm_tunnel::Limits::default(),
-        std::sync::Arc::clone(&stats),
-    ));
+    let (path, stats) = expose_echo(&setup, "local.sock", zpm_tunnel::Limits::default());
     let mut local = tokio::net::UnixStream::connect(&path)
         .await
         .expect("connect local");
@@ -248,19 +236,7 @@ async fn keepalives_hold_a_quiet_connection_open_past_the_silence_limit() {
         ..zpm_tunnel::Limits::default()
     };
     let setup = common::start_with(limits).await;
-    let path = setup.dir.path().join("quiet.sock");
-    let listener = tokio::net::UnixListener::bind(&path).expect("bind local");
-    let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
-    tokio::spawn(zpm_tunnel::expose(
-        listener,
-        zpm_tunnel::Remote {
-            addr: setup.addr.to_string(),
-            service: ECHO.to_owned(),
-        },
-        setup.key.clone().into(),
-        limits,
-        std::sync::Arc::clone(&stats),
-    ));
+    let (path, stats) = expose_echo(&setup, "quiet.sock", limits);
     let mut local = tokio::net::UnixStream::connect(&path)
         .await
         .expect("connect");
@@ -281,4 +257,26 @@ async fn keepalives_hold_a_quiet_connection_open_past_the_silence_limit() {
     assert_eq!(setup.stats.snapshot().timeouts, 0);
     assert_eq!(stats.snapshot().timeouts, 0);
     assert_eq!(setup.echo_count(), 1, "one connection throughout");
+}
+
+/// `expose` of the test server's echo service at `name` in its directory.
+fn expose_echo(
+    setup: &common::Setup,
+    name: &str,
+    limits: zpm_tunnel::Limits,
+) -> (std::path::PathBuf, std::sync::Arc<zpm_tunnel::TunnelStats>) {
+    let path = setup.dir.path().join(name);
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind local");
+    let stats = std::sync::Arc::new(zpm_tunnel::TunnelStats::default());
+    tokio::spawn(zpm_tunnel::expose(
+        listener,
+        zpm_tunnel::Remote {
+            addr: setup.addr.to_string(),
+            service: ECHO.to_owned(),
+        },
+        setup.key.clone().into(),
+        limits,
+        std::sync::Arc::clone(&stats),
+    ));
+    (path, stats)
 }

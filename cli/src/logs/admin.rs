@@ -4,7 +4,6 @@
 use super::describe;
 use super::reach::Reach;
 use crate::cli::FlushArgs;
-use crate::connect::ensure_daemon;
 use crate::output::{print_json, print_line, printable};
 use std::collections::BTreeMap;
 use zpm_host::home::Home;
@@ -14,14 +13,8 @@ use zpm_proto::method::logs;
 use zpm_rpc::NoParams;
 
 pub async fn flush(home: &Home, args: FlushArgs, remote: bool) -> anyhow::Result<()> {
-    let (god, pong) = ensure_daemon(home).await?;
-    let reach = Reach {
-        home,
-        god: &god,
-        god_host: pong.host,
-        remote,
-    };
-    let apps = describe(&god, &args.target).await?;
+    let reach = Reach::open(home, remote).await?;
+    let apps = describe(&reach.god, &args.target).await?;
     // No target: every app each logs agent writes for (an empty list), not only those
     // God listed a moment ago.
     let mut by_host: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -75,13 +68,7 @@ fn files(apps: &[AppDescription]) -> Vec<&str> {
 
 pub async fn reload(home: &Home, json: bool, remote: bool) -> anyhow::Result<()> {
     // The daemon launches the logs agent; without it there is nothing to reopen.
-    let (god, pong) = ensure_daemon(home).await?;
-    let reach = Reach {
-        home,
-        god: &god,
-        god_host: pong.host,
-        remote,
-    };
+    let reach = Reach::open(home, remote).await?;
     // God's own host always (its logs agent may still be starting), and every other.
     let mut hosts = reach.hosts().await?;
     if !hosts.contains(&reach.god_host) {

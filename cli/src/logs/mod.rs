@@ -11,7 +11,6 @@ mod stream;
 pub use admin::{flush, reload};
 
 use crate::cli::LogsArgs;
-use crate::connect::ensure_daemon;
 use crate::output::colour_wanted;
 use anyhow::Context as _;
 use lines::{Sink as _, Who};
@@ -30,14 +29,8 @@ pub async fn run(home: &Home, args: LogsArgs, remote: bool) -> anyhow::Result<()
     if let Some(pattern) = &args.timestamp {
         validate::date_format("--timestamp", pattern)?;
     }
-    let (god, pong) = ensure_daemon(home).await?;
-    let reach = Reach {
-        home,
-        god: &god,
-        god_host: pong.host,
-        remote,
-    };
-    let apps = describe(&god, &args.target).await?;
+    let reach = Reach::open(home, remote).await?;
+    let apps = describe(&reach.god, &args.target).await?;
     // Named apps: only their ids. No target: every app, also those started later.
     let chosen = (!args.target.is_empty()).then(|| apps.iter().map(|a| a.info.id).collect());
     let stream = args.stream();

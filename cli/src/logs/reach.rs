@@ -12,15 +12,26 @@ use zpm_rpc::{CallError, Client, ClientOptions, Method, NoParams};
 const LOGS_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Reach<'a> {
-    pub home: &'a Home,
-    pub god: &'a Client,
+    home: &'a Home,
+    pub god: Client,
     /// God's own host, whose logs agent is on `home`'s `logs.sock` unless `remote`.
     pub god_host: String,
     /// The CLI talks to God through the tunnel: no `logs.sock` of God's host here.
-    pub remote: bool,
+    remote: bool,
 }
 
-impl Reach<'_> {
+impl<'a> Reach<'a> {
+    /// Reaches God (launching it if needed) and through it every host's logs agent.
+    pub async fn open(home: &'a Home, remote: bool) -> anyhow::Result<Self> {
+        let (god, pong) = crate::connect::ensure_daemon(home).await?;
+        Ok(Self {
+            home,
+            god,
+            god_host: pong.host,
+            remote,
+        })
+    }
+
     /// Calls `M` on the logs agent of `host`.
     pub async fn call<M: Method>(
         &self,
@@ -69,7 +80,7 @@ impl Reach<'_> {
 
     /// Every host with a connected logs agent.
     pub async fn hosts(&self) -> anyhow::Result<Vec<String>> {
-        let agents = crate::verbs::call::<agent::List>(self.god, &NoParams {}).await?;
+        let agents = crate::verbs::call::<agent::List>(&self.god, &NoParams {}).await?;
         let mut hosts: Vec<String> = agents
             .into_iter()
             .filter(|a| a.connected && a.role == zpm_proto::Role::Logs.as_str())
