@@ -568,3 +568,34 @@ fn logs_ask_checks_what_it_carries_and_zpm_tunnel_wants_a_private_directory() {
     assert!(!shared.path().join("rpc.sock").exists());
     assert_eq!(god.zpm.json(&["ping"])["host"], here.as_str());
 }
+
+#[test]
+fn a_remote_app_over_its_memory_limit_is_restarted_by_its_hosts_metrics_agent() {
+    let god = ListeningGod::start();
+    let _h2 = SecondHost::join(&god, "h2");
+    let hog = god.zpm.script(
+        "hog.py",
+        "import time\nheld = b'x' * (48 << 20)\nwhile True:\n    time.sleep(1)\n",
+    );
+    let marker = god.zpm.marker.clone();
+    god.zpm.ok(&[
+        "start",
+        hog.to_str().unwrap(),
+        "--name",
+        "hog",
+        "--host",
+        "h2",
+        "--max-memory-restart",
+        "16M",
+        "--",
+        &marker,
+    ]);
+    god.zpm.wait_ls("hog restarted for its memory", |rows| {
+        row(rows, "hog")["restarts"].as_u64() >= Some(1)
+    });
+    let described = god.zpm.json(&["describe", "hog"]);
+    assert_eq!(described[0]["info"]["host"], "h2", "{described}");
+    let reason = &described[0]["restarts"][0]["reason"];
+    assert_eq!(reason["kind"], "max_memory", "{described}");
+    assert_eq!(reason["limit"], 16 << 20);
+}
