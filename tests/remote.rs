@@ -315,6 +315,19 @@ fn apps_placed_on_a_second_host_work_like_local_ones() {
         "{}",
         &text[..text.len().min(200)]
     );
+    // Live lines come over God's bus: follow for a moment, then stop the follower.
+    let followed = god
+        .zpm
+        .cmd()
+        .args(["logs", "far", "--lines", "0", "--raw"])
+        .timeout(Duration::from_secs(3))
+        .output()
+        .unwrap();
+    let live = String::from_utf8_lossy(&followed.stdout);
+    assert!(
+        live.lines().filter(|l| l.starts_with("line ")).count() >= 10,
+        "{live}"
+    );
     // History comes from h2's logs agent, through God: here and from a remote CLI.
     let shown = god
         .zpm
