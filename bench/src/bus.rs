@@ -2,7 +2,7 @@
 //! memory and loss picture when one subscriber stalls. Publisher and subscribers share this
 //! process, so memory is the whole process's RSS.
 
-mod feed;
+pub mod feed;
 mod table;
 
 use crate::report::{mib, thousands};
@@ -140,7 +140,7 @@ async fn delivery(
     Ok((delivery, event_bytes))
 }
 
-fn summarize(
+pub fn summarize(
     bus: &Bus,
     events: u64,
     paced: feed::Paced,

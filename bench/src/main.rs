@@ -1,10 +1,13 @@
 //! zpm-bench: measures zpm-rpc round trips and throughput, and zpm-bus delivery, loss and
 //! memory under a stalled subscriber (in this one process, over ipc in a temporary
 //! directory or loopback tcp); and the real `zpm` binary's app lifecycle and crash
-//! recovery, side by side with PM2 when it is installed.
+//! recovery, side by side with PM2 when it is installed; and zpm across hosts: the keyed
+//! tunnel on loopback TCP, an app on a second host, and a simulated fleet.
 
 mod bus;
+mod fleet;
 mod lifecycle;
+mod remote;
 mod report;
 mod rpc;
 mod rss;
@@ -37,6 +40,12 @@ enum Command {
     Crash(LifecycleArgs),
     /// The log path: `seq` as the app → every byte on disk, a 10M-line flood, `logs --lines`.
     Logs(LifecycleArgs),
+    /// Multi-host: rpc and bus through the keyed tunnel vs ipc, an app on a second host
+    /// killed and stalled, as God sees it.
+    Remote(remote::Settings),
+    /// A simulated fleet of fake spawner hosts (10, 50, 100 × 100 apps): God's memory,
+    /// `zpm ls --json`, and its event relay at saturation.
+    Fleet(fleet::Settings),
 }
 
 #[derive(Args)]
@@ -143,6 +152,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
+    match &cli.command {
+        Command::Remote(settings) => return runtime.block_on(remote::run_and_print(settings)),
+        Command::Fleet(settings) => return runtime.block_on(fleet::run_and_print(settings)),
+        _ => {}
+    }
     let (report, json) = runtime.block_on(run(cli.command, workers))?;
     if json {
         let text = serde_json::to_string_pretty(&report).context("encoding the results as JSON")?;
@@ -173,8 +187,12 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
             report.bus = Some(bus::run(&args.bus).await?);
             args.json
         }
-        Command::Lifecycle(_) | Command::Crash(_) | Command::Logs(_) => {
-            unreachable!("run before the runtime starts")
+        Command::Lifecycle(_)
+        | Command::Crash(_)
+        | Command::Logs(_)
+        | Command::Remote(_)
+        | Command::Fleet(_) => {
+            unreachable!("run on their own")
         }
     };
     Ok((report, json))

@@ -174,7 +174,7 @@ async fn round_trip(
     Ok(latency(nanos, settings.warmup_calls, target))
 }
 
-fn latency(mut nanos: Vec<u64>, warmup_calls: u64, target_p50_us: Option<f64>) -> Latency {
+pub fn latency(mut nanos: Vec<u64>, warmup_calls: u64, target_p50_us: Option<f64>) -> Latency {
     nanos.sort_unstable();
     let us = |n: u64| n as f64 / 1000.0;
     let at = |q: f64| {

@@ -44,7 +44,7 @@ fn event(n: u64) -> ProcessEvent<'static> {
 
 /// A publisher bound on `ipc://<tempdir>/bus.sock`.
 pub struct Bus {
-    _dir: TempDir,
+    dir: TempDir,
     endpoint: String,
     pub publisher: Publisher,
 }
@@ -61,7 +61,7 @@ impl Bus {
             .await
             .with_context(|| format!("binding the bus publisher on {endpoint}"))?;
         Ok(Self {
-            _dir: dir,
+            dir,
             endpoint,
             publisher,
         })
@@ -69,14 +69,12 @@ impl Bus {
 
     /// A subscriber to every topic with `credit`.
     pub async fn subscriber(&self, credit: u32) -> anyhow::Result<Subscriber> {
-        let options = SubscriberOptions {
-            prefixes: vec![String::new()],
-            credit,
-            ..SubscriberOptions::default()
-        };
-        Subscriber::connect(&self.endpoint, options)
-            .await
-            .with_context(|| format!("subscribing to {}", self.endpoint))
+        subscribe(&self.endpoint, credit).await
+    }
+
+    /// The publisher's ipc socket, e.g. for a tunnel to carry connections to.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("bus.sock")
     }
 
     /// Waits until the publisher has registered `n` subscriptions.
@@ -98,6 +96,18 @@ impl Bus {
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// A subscriber to every topic of the publisher at `endpoint`, with `credit`.
+pub async fn subscribe(endpoint: &str, credit: u32) -> anyhow::Result<Subscriber> {
+    let options = SubscriberOptions {
+        prefixes: vec![String::new()],
+        credit,
+        ..SubscriberOptions::default()
+    };
+    Subscriber::connect(endpoint, options)
+        .await
+        .with_context(|| format!("subscribing to {endpoint}"))
 }
 
 /// What one reader saw.
