@@ -15,6 +15,7 @@ mod logs_cli;
 mod logs_fetch;
 mod metrics;
 mod monit;
+mod netns;
 mod remote;
 mod remote_hostile;
 mod restart_policy;
