@@ -204,7 +204,12 @@ impl Subscriber {
             }
         } else if !topic.starts_with(BUS_TOPIC_PREFIX) {
             self.gaps
-                .observe(&event.header.source, topic, event.header.seq);
+                .observe(
+                    &event.header.source,
+                    &event.header.host,
+                    topic,
+                    event.header.seq,
+                );
         }
         Some(event)
     }

@@ -62,6 +62,7 @@ pub async fn run(options: GodOptions) -> Result<(), GodError> {
         let _ = god.tcp.set((listen.endpoint.clone(), stats));
     }
     tracing::info!(endpoints = ?server.endpoints(), pid = std::process::id(), "God up");
+    tokio::spawn(Arc::clone(&god).write_state());
     god.announce_up().await;
     tokio::spawn(registry::watch_liveness(Arc::clone(&god)));
     tokio::spawn(logs::keep_logs_agent_told(

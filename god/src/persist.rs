@@ -99,7 +99,8 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
         path: path.to_owned(),
         source,
     };
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
+    // Compact: with thousands of apps the pretty form is half again as large, for nobody.
+    let bytes = serde_json::to_vec(state).map_err(|e| err(std::io::Error::other(e)))?;
     zpm_host::atomic::write(path, &bytes).map_err(err)
 }
 

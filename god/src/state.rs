@@ -5,6 +5,7 @@ use crate::table::Table;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
@@ -45,6 +46,10 @@ pub struct God {
     hosts: Mutex<BTreeMap<String, zpm_proto::metrics::HostInfo>>,
     /// `logs.ask` requests waiting for their logs agent's answer.
     queries: Mutex<crate::logs::Queries>,
+    /// Writes of the state file asked for, the writer woken for them, and done.
+    persist_wanted: AtomicU64,
+    persist_asked: Notify,
+    persist_written: watch::Sender<u64>,
 }
 
 /// What God shares with the keeper of one agent role.
@@ -92,6 +97,9 @@ impl God {
             log_problems: Mutex::new(Vec::new()),
             hosts: Mutex::new(BTreeMap::new()),
             queries: Mutex::new(crate::logs::Queries::default()),
+            persist_wanted: AtomicU64::new(0),
+            persist_asked: Notify::new(),
+            persist_written: watch::Sender::new(0),
             log_defaults: LogDefaults {
                 rotation: Rotation {
                     max_size: config.logs.max_size,
@@ -236,10 +244,33 @@ impl God {
     }
 
     /// Writes the desired state to disk. Called after every change of it.
-    pub fn persist(&self) {
-        let snapshot = self.table().snapshot();
-        if let Err(e) = crate::persist::save(&self.state_file, &snapshot) {
-            tracing::error!(error = %e, "cannot persist state");
+    /// Returns once the desired state as it is now is on disk. One writer task writes
+    /// (`write_state`): callers arriving during a write share the next one, so a burst of
+    /// changes (a fleet of hosts saying hello) costs one or two writes, not one each, and
+    /// writes never race each other to the rename.
+    pub async fn persist(&self) {
+        let wanted = self.persist_wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        self.persist_asked.notify_one();
+        let mut written = self.persist_written.subscribe();
+        let _ = written.wait_for(|done| *done >= wanted).await;
+    }
+
+    /// The one writer of the state file; runs for God's life.
+    pub async fn write_state(self: std::sync::Arc<Self>) {
+        loop {
+            self.persist_asked.notified().await;
+            let wanted = self.persist_wanted.load(Ordering::SeqCst);
+            let snapshot = self.table().snapshot();
+            let path = self.state_file.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || crate::persist::save(&path, &snapshot)).await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot persist state"),
+                Err(e) => tracing::error!(error = %e, "the state writer failed"),
+            }
+            // Waiters go on even after a failure: it is logged, and the next change retries.
+            self.persist_written.send_replace(wanted);
         }
     }
 

@@ -54,7 +54,7 @@ async fn tunnel_to(bus: &Bus) -> anyhow::Result<Tunnel> {
     let services = Services::from([(zpm_proto::tunnel::BUS.to_owned(), bus.socket())]);
     let server = tokio::spawn(zpm_tunnel::serve(
         listener,
-        key.clone(),
+        key.clone().into(),
         services,
         Limits::default(),
         Arc::new(TunnelStats::default()),

@@ -123,7 +123,7 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>, host: &str) {
             }
         }
     }
-    god.persist();
+    god.persist().await;
     for command in &to_spawn {
         tracing::info!(id = command.id, name = %command.spec.name, "spawning an app the spawner does not hold");
         if let Err(e) = ctx

@@ -167,7 +167,7 @@ pub async fn start_specs(
     for spec in apps {
         ids.extend(spawn_instances(god, ctx, spec, 0, spec.instances.max(1)).await?);
     }
-    god.persist();
+    god.persist().await;
     wait_launched(god, &ids).await?;
     Ok(rows(god, &ids))
 }
@@ -175,7 +175,7 @@ pub async fn start_specs(
 pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
     let ids = god.table().resolve_all(&params.names())?;
     god.table().set_desired(&ids, Desired::Stopped);
-    god.persist();
+    god.persist().await;
     stop_ids(&god, &ctx, &ids).await?;
     Ok(rows(&god, &ids))
 }
@@ -213,7 +213,7 @@ pub async fn restart(
             }
         }
     }
-    god.persist();
+    god.persist().await;
     let route = route(&god, &ids).await?;
     let (respawns, held) = split_unheld(&god, &ids);
     push_each::<proc::Restart>(&ctx, &route, &held).await?;
@@ -248,7 +248,7 @@ pub async fn reset(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<Proces
             }
         }
     }
-    god.persist();
+    god.persist().await;
     Ok(rows(&god, &ids))
 }
 
@@ -348,7 +348,7 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
             table.remove(*id);
         }
     }
-    god.persist();
+    god.persist().await;
     god.changed();
     Ok(gone)
 }
@@ -512,7 +512,7 @@ pub async fn kill(god: Arc<God>, _: NoParams, ctx: Ctx) -> Result<Pong, RpcError
             table.remove(id);
         }
     }
-    god.persist();
+    god.persist().await;
     god.shutdown.notify_one();
     Ok(god.pong())
 }
