@@ -201,11 +201,16 @@ pub struct SecondHost {
 
 impl SecondHost {
     pub fn join(god: &ListeningGod, name: &str) -> Self {
+        Self::join_at(god, &god.endpoint, name)
+    }
+
+    /// Joins `god` dialling `endpoint` (e.g. a proxy in front of it).
+    pub fn join_at(god: &ListeningGod, endpoint: &str, name: &str) -> Self {
         let zpm = Zpm::new();
         let log = std::fs::File::create(zpm.path("standin.out")).unwrap();
         let standin = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
             .env("ZPM_HOME", zpm.home())
-            .args(["agent", "all", "--connect", &god.endpoint, "--key-file"])
+            .args(["agent", "all", "--connect", endpoint, "--key-file"])
             .arg(&god.key)
             .args(["--host", name])
             .stdout(log.try_clone().unwrap())
@@ -611,4 +616,83 @@ fn a_remote_app_over_its_memory_limit_is_restarted_by_its_hosts_metrics_agent() 
     let reason = &described[0]["restarts"][0]["reason"];
     assert_eq!(reason["kind"], "max_memory", "{described}");
     assert_eq!(reason["limit"], 16 << 20);
+}
+
+/// A TCP proxy to `upstream` that holds every chunk `delay` before passing it on, each
+/// way: a distant God, seen from this machine. Runs until the runtime is dropped.
+fn delaying_proxy(
+    rt: &tokio::runtime::Runtime,
+    upstream: std::net::SocketAddr,
+    delay: Duration,
+) -> std::net::SocketAddr {
+    async fn pass(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        delay: Duration,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (client_in, client_out) = client.into_split();
+            let (server_in, server_out) = server.into_split();
+            tokio::spawn(pass(client_in, server_out, delay));
+            tokio::spawn(pass(server_in, client_out, delay));
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_god_100_ms_away_is_driven_and_joined() {
+    let god = ListeningGod::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let upstream = god
+        .endpoint
+        .strip_prefix("tcp://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 50 ms each way: every exchange costs a 100 ms round trip.
+    let far = delaying_proxy(&rt, upstream, Duration::from_millis(50));
+    let far = ListeningGod {
+        endpoint: format!("tcp://{far}"),
+        key: god.key.clone(),
+        zpm: Zpm::new(),
+    };
+    let other = tempfile::tempdir().unwrap();
+    let pong: Value = serde_json::from_str(&ok_stdout(
+        far.remote_cmd(other.path()).args(["ping", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(pong["pid"], god.zpm.json(&["ping"])["pid"]);
+    // A host joins through it, and an app placed there runs.
+    let h2 = SecondHost::join_at(&god, &far.endpoint, "h2");
+    god.start_on("h2", "far", IDLE);
+    god.zpm.wait_ls("far online on the distant host", |rows| {
+        status(row(rows, "far")) == "online"
+    });
+    drop(h2);
 }

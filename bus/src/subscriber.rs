@@ -203,13 +203,12 @@ impl Subscriber {
                 );
             }
         } else if !topic.starts_with(BUS_TOPIC_PREFIX) {
-            self.gaps
-                .observe(
-                    &event.header.source,
-                    &event.header.host,
-                    topic,
-                    event.header.seq,
-                );
+            self.gaps.observe(
+                &event.header.source,
+                &event.header.host,
+                topic,
+                event.header.seq,
+            );
         }
         Some(event)
     }

@@ -44,7 +44,11 @@ impl Push {
 pub struct ClientOptions {
     /// Envelope `v` sent with every message.
     pub version: u32,
-    /// How long one connection attempt may take before the next one starts.
+    /// How long the first connection attempt may take before the next one starts. An
+    /// attempt that reached a listener but did not complete doubles the next one's time,
+    /// up to [`MAX_CONNECT_ATTEMPT`]: a server behind the keyed tunnel on a distant host
+    /// needs several round trips (TCP, the tunnel's handshake, ZMTP's), and a fixed short
+    /// budget would never be enough there.
     pub connect_attempt: Duration,
     /// Longest pause between connection attempts.
     pub max_backoff: Duration,
@@ -319,21 +323,31 @@ async fn accepts(endpoint: &str) -> bool {
     }
 }
 
-async fn connect(
-    shared: &Shared,
-) -> Option<(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>)> {
+/// The longest a connection attempt is ever given (see [`ClientOptions::connect_attempt`]).
+pub const MAX_CONNECT_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// How a connection attempt ended.
+enum Attempt {
+    Connected(DealerSocket, futures::channel::mpsc::Receiver<SocketEvent>),
+    /// Nobody listens (refused at once): try again soon, with the same budget.
+    Refused,
+    /// Someone listens but the handshake did not complete in time: slow, or far away.
+    TooSlow,
+}
+
+async fn connect(shared: &Shared, budget: Duration) -> Attempt {
     if !accepts(&shared.endpoint).await {
-        return None;
+        return Attempt::Refused;
     }
     let mut options = SocketOptions::default();
-    options.connect_timeout(shared.options.connect_attempt);
+    options.connect_timeout(budget);
     let mut socket = DealerSocket::with_options(options);
     let monitor = socket.monitor();
     match socket.connect(&shared.endpoint).await {
-        Ok(()) => Some((socket, monitor)),
+        Ok(()) => Attempt::Connected(socket, monitor),
         Err(e) => {
-            tracing::trace!(endpoint = %shared.endpoint, error = %e, "connect attempt failed");
-            None
+            tracing::trace!(endpoint = %shared.endpoint, error = %e, ?budget, "connect attempt failed");
+            Attempt::TooSlow
         }
     }
 }
@@ -345,14 +359,22 @@ async fn run_connection(
 ) {
     let mut carry = VecDeque::new();
     let mut backoff = Duration::from_millis(10);
+    let mut budget = shared.options.connect_attempt;
     let mut generation = 0;
     loop {
-        let Some((socket, monitor)) = connect(&shared).await else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(shared.options.max_backoff);
-            continue;
+        let (socket, monitor) = match connect(&shared, budget).await {
+            Attempt::Connected(socket, monitor) => (socket, monitor),
+            failed => {
+                if matches!(failed, Attempt::TooSlow) {
+                    budget = (budget * 2).min(MAX_CONNECT_ATTEMPT);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(shared.options.max_backoff);
+                continue;
+            }
         };
         backoff = Duration::from_millis(10);
+        budget = shared.options.connect_attempt;
         generation += 1;
         shared.generation.send_replace(generation);
         let mut connection = Connection {

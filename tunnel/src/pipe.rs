@@ -3,11 +3,13 @@
 
 use crate::bridge::{Liveness, bridge_counted};
 use crate::handshake::{self, HandshakeLimits, Sealed};
+use crate::seal::MAX_CHUNK;
 use crate::stats::TunnelStats;
 use crate::{Error, Key, SharedKey};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -195,7 +197,7 @@ pub async fn expose(
     let remote = Arc::new(remote);
     let mut failures = AcceptFailures::default();
     loop {
-        let Some((local, _)) = failures.pass(listener.accept().await).await else {
+        let Some((mut local, _)) = failures.pass(listener.accept().await).await else {
             continue;
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
@@ -206,7 +208,10 @@ pub async fn expose(
         let (key, remote, stats) = (key.current(), Arc::clone(&remote), Arc::clone(&stats));
         tokio::spawn(async move {
             let result = async {
-                let sealed = connect_with(
+                let Some(first) = first_bytes(&mut local, limits.handshake.deadline).await? else {
+                    return Ok(());
+                };
+                let mut sealed = connect_with(
                     remote.addr.as_str(),
                     &key,
                     &remote.service,
@@ -214,6 +219,7 @@ pub async fn expose(
                 )
                 .await
                 .inspect_err(|e| stats.count(e, true))?;
+                sealed.send(&first).await?;
                 bridge_counted(sealed, local, limits.liveness, Some(&stats)).await
             }
             .await;
@@ -222,5 +228,20 @@ pub async fn expose(
             }
             drop(slot);
         });
+    }
+}
+
+/// What a local peer sends first, before any tunnel connection is made for it: a peer
+/// that closes without a byte (an rpc client checking that the path accepts) or says
+/// nothing within `limit` costs no handshake at the other end. `None` for those.
+async fn first_bytes(local: &mut UnixStream, limit: Duration) -> Result<Option<Vec<u8>>, Error> {
+    let mut first = vec![0u8; MAX_CHUNK];
+    match tokio::time::timeout(limit, local.read(&mut first)).await {
+        Ok(Ok(0)) | Err(_) => Ok(None),
+        Ok(Ok(n)) => {
+            first.truncate(n);
+            Ok(Some(first))
+        }
+        Ok(Err(e)) => Err(e.into()),
     }
 }

@@ -280,3 +280,30 @@ fn expose_echo(
     ));
     (path, stats)
 }
+
+#[tokio::test]
+async fn a_local_peer_that_says_nothing_costs_no_tunnel_connection() {
+    use tokio::io::AsyncReadExt as _;
+    let setup = start(DEADLINE).await;
+    let (path, _) = expose_echo(&setup, "probed.sock", zpm_tunnel::Limits::default());
+    // An rpc client's check that the path accepts: connect, close.
+    for _ in 0..5 {
+        drop(
+            tokio::net::UnixStream::connect(&path)
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut local = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect");
+    local.write_all(b"x").await.expect("write");
+    let mut got = [0u8; 1];
+    local.read_exact(&mut got).await.expect("echo");
+    assert_eq!(
+        setup.stats.snapshot().connections,
+        1,
+        "only the one that spoke"
+    );
+    assert_eq!(setup.echo_count(), 1);
+}
