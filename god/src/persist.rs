@@ -3,6 +3,7 @@
 //! (`state.json.corrupt-<ms>`) and reported, never silently replaced by nothing.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use zpm_proto::AppSpec;
 
@@ -16,29 +17,31 @@ pub enum Desired {
     Stopped,
 }
 
+/// One app instance as saved. Borrowed from the table when written (a fleet's specs are
+/// not copied for each write), owned when read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedApp {
+pub struct SavedApp<'a> {
     pub id: u32,
     pub instance: u32,
     pub desired: Desired,
     pub restarts: u32,
-    pub spec: AppSpec,
+    pub spec: Cow<'a, AppSpec>,
     /// The host it runs on; absent in older files (God's own host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct SavedState {
+pub struct SavedState<'a> {
     pub version: u32,
     pub next_id: u32,
-    pub apps: Vec<SavedApp>,
+    pub apps: Vec<SavedApp<'a>>,
 }
 
 /// What loading found.
 #[derive(Debug)]
 pub struct Loaded {
-    pub state: SavedState,
+    pub state: SavedState<'static>,
     /// Set when the file was unreadable and moved aside: say so to the user.
     pub warning: Option<String>,
 }
@@ -94,21 +97,25 @@ fn set_aside(path: &Path, why: &str) -> Loaded {
 }
 
 /// Replaces `path` with `state` atomically: readers see the old or the new file, whole.
-pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
-    let err = |source| PersistError {
+/// The file's bytes. Compact: with thousands of apps the pretty form is half again as
+/// large, for nobody.
+pub fn encode(state: &SavedState<'_>) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(state).map_err(std::io::Error::other)
+}
+
+/// Replaces `path` with `bytes` (from [`encode`]) atomically.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    zpm_host::atomic::write(path, bytes).map_err(|source| PersistError {
         path: path.to_owned(),
         source,
-    };
-    // Compact: with thousands of apps the pretty form is half again as large, for nobody.
-    let bytes = serde_json::to_vec(state).map_err(|e| err(std::io::Error::other(e)))?;
-    zpm_host::atomic::write(path, &bytes).map_err(err)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn state() -> SavedState {
+    fn state() -> SavedState<'static> {
         let spec = AppSpec::new("api", vec!["node".into(), "api.js".into()], "/srv");
         SavedState {
             version: STATE_VERSION,
@@ -118,7 +125,7 @@ mod tests {
                 instance: 0,
                 desired: Desired::Running,
                 restarts: 2,
-                spec,
+                spec: Cow::Owned(spec),
                 host: Some("h2".into()),
             }],
         }
@@ -129,7 +136,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert_eq!(load(&path).state, SavedState::default());
-        save(&path, &state()).unwrap();
+        write(&path, &encode(&state()).unwrap()).unwrap();
         let loaded = load(&path);
         assert_eq!(loaded.state, state());
         assert!(loaded.warning.is_none());

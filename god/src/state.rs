@@ -260,10 +260,19 @@ impl God {
         loop {
             self.persist_asked.notified().await;
             let wanted = self.persist_wanted.load(Ordering::SeqCst);
-            let snapshot = self.table().snapshot();
+            // Encoded under the lock from the table itself: no copy of every spec.
+            let encoded = crate::persist::encode(&self.table().snapshot());
+            let bytes = match encoded {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode the state");
+                    self.persist_written.send_replace(wanted);
+                    continue;
+                }
+            };
             let path = self.state_file.clone();
             let saved =
-                tokio::task::spawn_blocking(move || crate::persist::save(&path, &snapshot)).await;
+                tokio::task::spawn_blocking(move || crate::persist::write(&path, &bytes)).await;
             match saved {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot persist state"),

@@ -170,7 +170,7 @@ impl Table {
 
     /// Rebuilds the table from the persisted state; running apps are `launching` until an
     /// agent reports them.
-    pub fn from_saved(saved: SavedState, host: &str) -> Self {
+    pub fn from_saved(saved: SavedState<'static>, host: &str) -> Self {
         let mut table = Self {
             next_id: saved.next_id,
             procs: BTreeMap::new(),
@@ -184,8 +184,8 @@ impl Table {
             let proc = Proc {
                 id: app.id,
                 instance: app.instance,
-                spec: app.spec,
-                host: app.host.unwrap_or_else(|| host.to_owned()),
+                spec: app.spec.into_owned(),
+                host: app.host.map_or_else(|| host.to_owned(), std::borrow::Cow::into_owned),
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
                 unheld: false,
@@ -199,7 +199,8 @@ impl Table {
         table
     }
 
-    pub fn snapshot(&self) -> SavedState {
+    /// The desired state to save, borrowing every spec.
+    pub fn snapshot(&self) -> SavedState<'_> {
         SavedState {
             version: STATE_VERSION,
             next_id: self.next_id,
@@ -211,8 +212,8 @@ impl Table {
                     instance: p.instance,
                     desired: p.desired,
                     restarts: p.report.restarts,
-                    spec: p.spec.clone(),
-                    host: Some(p.host.clone()),
+                    spec: std::borrow::Cow::Borrowed(&p.spec),
+                    host: Some(std::borrow::Cow::Borrowed(p.host.as_str())),
                 })
                 .collect(),
         }
