@@ -185,7 +185,9 @@ impl Table {
                 id: app.id,
                 instance: app.instance,
                 spec: app.spec.into_owned(),
-                host: app.host.map_or_else(|| host.to_owned(), std::borrow::Cow::into_owned),
+                host: app
+                    .host
+                    .map_or_else(|| host.to_owned(), std::borrow::Cow::into_owned),
                 desired: app.desired,
                 report: initial_report(app.id, status, app.restarts),
                 unheld: false,
