@@ -304,6 +304,9 @@ fn apps_placed_on_a_second_host_work_like_local_ones() {
     god.zpm.wait_ls("far unknown while h2 is cut off", |rows| {
         status(row(rows, "far")) == "unknown"
     });
+    let agents = god.zpm.ok(&["agents"]);
+    let h2_line = agents.lines().find(|l| l.starts_with("host h2:")).unwrap();
+    assert!(h2_line.ends_with("DOWN"), "{agents}");
     let before = std::fs::read_to_string(&log).unwrap().lines().count();
     poll("far keeps writing while cut off", || {
         (std::fs::read_to_string(&log).unwrap().lines().count() > before + 20).then_some(())

@@ -62,7 +62,7 @@ async fn wait_ready(client: &Client) -> anyhow::Result<Pong> {
             Err(CallError::Remote(e)) => bail!("daemon refused ping: {e}"),
             Err(e) if Instant::now() >= deadline => {
                 bail!(
-                    "the zpm daemon did not answer within {READY_WITHIN:?} (last error: {e}); see daemon.log in ZPM_HOME"
+                    "the zpm daemon did not answer within {READY_WITHIN:?} (last error: {e}); see daemon.log in its ZPM_HOME"
                 )
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,

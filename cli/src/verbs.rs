@@ -95,7 +95,10 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
             let hosts = call::<agent::Hosts>(&client, &NoParams {}).await?;
             print_line(&agents_table(&agents))?;
             for host in &hosts {
-                print_line(&crate::output::host_line(host))?;
+                // A host none of whose agents is connected is down: its numbers are old.
+                let up = agents.iter().any(|a| a.host == host.host && a.connected);
+                let line = crate::output::host_line(host);
+                print_line(&if up { line } else { format!("{line} — DOWN") })?;
             }
             Ok(())
         }
