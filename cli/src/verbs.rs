@@ -119,7 +119,7 @@ async fn show_after(client: &Client, rows: &[ProcessInfo], json: bool) -> anyhow
     if json {
         return print_json(rows);
     }
-    let all = call::<app::List>(client, &NoParams {}).await?;
+    let all = call::<app::List>(client, &None).await?;
     print_line(&process_table(&all))
 }
 
@@ -298,7 +298,7 @@ where
 
 async fn list(home: &Home, json: bool) -> anyhow::Result<()> {
     let (client, _) = ensure_daemon(home).await?;
-    let rows = call::<app::List>(&client, &NoParams {}).await?;
+    let rows = call::<app::List>(&client, &None).await?;
     if json {
         print_json(&rows)
     } else {

@@ -192,3 +192,11 @@ mod tests {
         assert_eq!(rmp_serde::from_slice::<SignalApps>(&v1).unwrap(), params);
     }
 }
+
+/// `app.list`'s optional filter (nil or `{}`: every app).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFilter {
+    /// Only the apps on this host (a host's metrics agent lists its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}

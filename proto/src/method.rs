@@ -31,14 +31,13 @@ pub mod app {
     use super::methods;
     use crate::ProcessInfo;
     use crate::commands::{AppDescription, SignalApps, StartApps, Target};
-    use zpm_rpc::NoParams;
 
     methods! {
         Start = "app.start" (StartApps) -> Vec<ProcessInfo>;
         Stop = "app.stop" (Target) -> Vec<ProcessInfo>;
         Restart = "app.restart" (Target) -> Vec<ProcessInfo>;
         Delete = "app.delete" (Target) -> Vec<ProcessInfo>;
-        List = "app.list" (NoParams) -> Vec<ProcessInfo>;
+        List = "app.list" (Option<crate::commands::ListFilter>) -> Vec<ProcessInfo>;
         Describe = "app.describe" (Target) -> Vec<AppDescription>;
         Signal = "app.signal" (SignalApps) -> Vec<ProcessInfo>;
         Scale = "app.scale" (crate::commands::Scale) -> Vec<ProcessInfo>;

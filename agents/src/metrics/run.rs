@@ -112,19 +112,19 @@ async fn sample_forever(
 ) {
     let mut sampler = Sampler::new();
     let mut debounce = RestartDebounce::new(RETRY_MEMORY_RESTART_AFTER);
+    // Only this host's apps: the pids of other hosts' mean nothing here.
+    let mine = zpm_proto::commands::ListFilter { host: Some(host) };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticks.tick().await;
         // God down: nothing to report to, and no list of apps. Try again next tick.
         let Ok(rows) = client
-            .call_method::<app::List>(&NoParams {}, interval)
+            .call_method::<app::List>(&Some(mine.clone()), interval)
             .await
         else {
             continue;
         };
-        // God lists every host's apps; the pids of others mean nothing here.
-        let rows: Vec<_> = rows.into_iter().filter(|r| r.host == host).collect();
         let pids: Vec<(u32, u32)> = rows.iter().filter_map(|r| Some((r.id, r.pid?))).collect();
         // One walk of /proc: a few ms of blocking reads, kept off the async workers' path.
         let report = tokio::task::block_in_place(|| sampler.sample(&pids));

@@ -107,7 +107,9 @@ impl Zpm {
     }
 
     pub fn list(&self, client: &Client) -> anyhow::Result<Vec<ProcessInfo>> {
-        self.call::<app::List>(client)
+        self.runtime
+            .block_on(client.call_method::<app::List>(&None, Duration::from_secs(10)))
+            .context("calling app.list")
     }
 
     pub fn client(&self) -> Client {

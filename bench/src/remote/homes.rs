@@ -129,7 +129,7 @@ pub async fn ping(client: &Client) -> anyhow::Result<Pong> {
 
 pub async fn list(client: &Client) -> anyhow::Result<Vec<ProcessInfo>> {
     client
-        .call_method::<app::List>(&NoParams {}, CALL)
+        .call_method::<app::List>(&None, CALL)
         .await
         .context("calling app.list")
 }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use zpm_proto::ProcessInfo;
 use zpm_proto::commands::Target;
 use zpm_proto::method::app;
-use zpm_rpc::{Client, NoParams};
+use zpm_rpc::Client;
 
 /// Long enough for God to stop a slow app (kill_timeout) before it answers.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -197,9 +197,7 @@ impl Dashboard {
         self.refetch.start();
         let (client, replies) = (Arc::clone(&self.client), self.replies.clone());
         tokio::spawn(async move {
-            let apps = client
-                .call_method::<app::List>(&NoParams {}, LIST_TIMEOUT)
-                .await;
+            let apps = client.call_method::<app::List>(&None, LIST_TIMEOUT).await;
             let _ = replies.send(Reply::List(apps.map_err(message))).await;
         });
     }

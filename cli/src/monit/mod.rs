@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use std::time::{Duration, Instant};
 use zpm_host::home::Home;
 use zpm_proto::method::app;
-use zpm_rpc::{CallError, NoParams};
+use zpm_rpc::CallError;
 
 /// A list is small and God answers at once; a daemon that does not is shown as an error.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,7 +29,7 @@ pub async fn run(home: &Home) -> anyhow::Result<()> {
     // Subscribed before the first list, so no change falls between the two.
     let updates = feed::subscribe(home).await?;
     let apps = client
-        .call_method::<app::List>(&NoParams {}, LIST_TIMEOUT)
+        .call_method::<app::List>(&None, LIST_TIMEOUT)
         .await
         .map_err(|e| anyhow::anyhow!(message(e)))
         .context("listing the apps")?;

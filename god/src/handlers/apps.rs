@@ -353,8 +353,21 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
     Ok(gone)
 }
 
-pub async fn list(god: Arc<God>, _: NoParams, _: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
-    Ok(god.table().rows(None, now_ms()))
+pub async fn list(
+    god: Arc<God>,
+    filter: Option<zpm_proto::commands::ListFilter>,
+    _: Ctx,
+) -> Result<Vec<ProcessInfo>, RpcError> {
+    let now = now_ms();
+    let table = god.table();
+    Ok(match filter.and_then(|f| f.host) {
+        Some(host) => table
+            .procs()
+            .filter(|p| p.host == host)
+            .map(|p| p.row(now))
+            .collect(),
+        None => table.rows(None, now),
+    })
 }
 
 /// Env values whose names suggest secrets are shown masked.
