@@ -94,6 +94,22 @@ pub fn verdict(met: bool) -> String {
     if met { "PASS" } else { "MISS" }.to_owned()
 }
 
+/// Prints `results` as pretty JSON (`--json`) or with `print`.
+pub fn emit<T: serde::Serialize>(
+    results: &T,
+    json: bool,
+    print: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        let text = serde_json::to_string_pretty(results)
+            .map_err(|e| anyhow::anyhow!("encoding JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print(results);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

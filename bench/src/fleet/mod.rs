@@ -564,11 +564,5 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 pub async fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
     let results = run_all(settings).await?;
-    if settings.json {
-        let text = serde_json::to_string_pretty(&results).context("encoding JSON")?;
-        println!("{text}");
-    } else {
-        print(&results);
-    }
-    Ok(())
+    crate::report::emit(&results, settings.json, print)
 }

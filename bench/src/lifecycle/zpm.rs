@@ -69,17 +69,7 @@ pub fn sleepers_file(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
 
 impl Zpm {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let exe = match &settings.zpm {
-            Some(exe) => exe.clone(),
-            None => std::env::current_exe()
-                .context("locating zpm-bench")?
-                .with_file_name("zpm"),
-        };
-        anyhow::ensure!(
-            exe.is_file(),
-            "no zpm binary at {} (build it or pass --zpm)",
-            exe.display()
-        );
+        let exe = crate::remote::homes::zpm_exe(settings.zpm.as_deref())?;
         let home = tempfile::Builder::new()
             .prefix("zb")
             .tempdir()

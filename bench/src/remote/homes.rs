@@ -253,20 +253,7 @@ impl GodHome {
 
     /// Waits until God's own three agents are connected.
     pub async fn wait_local_agents(&self, client: &Client) -> anyhow::Result<()> {
-        poll(
-            "God's own agents",
-            SETUP,
-            Duration::from_millis(20),
-            || async {
-                let up = agents(client)
-                    .await?
-                    .iter()
-                    .filter(|a| a.host == self.host && a.connected)
-                    .count();
-                Ok((up >= 3).then_some(()))
-            },
-        )
-        .await
+        wait_host_agents(client, &self.host, "God's own agents").await
     }
 
     /// `zpm kill` (bounded), then SIGKILL whatever of this home is left. Blocking.
@@ -327,18 +314,10 @@ impl SecondHost {
             name: name.to_owned(),
             standin,
         };
-        poll(
+        wait_host_agents(
+            client,
+            name,
             &format!("host {name}'s three agents connected"),
-            SETUP,
-            Duration::from_millis(20),
-            || async {
-                let up = agents(client)
-                    .await?
-                    .iter()
-                    .filter(|a| a.host == name && a.connected)
-                    .count();
-                Ok((up == 3).then_some(()))
-            },
         )
         .await?;
         Ok(host)
@@ -376,4 +355,17 @@ impl Drop for SecondHost {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Waits until `host`'s three agents (spawner, logs, metrics) are connected to God.
+async fn wait_host_agents(client: &Client, host: &str, what: &str) -> anyhow::Result<()> {
+    poll(what, SETUP, Duration::from_millis(20), || async {
+        let up = agents(client)
+            .await?
+            .iter()
+            .filter(|a| a.host == host && a.connected)
+            .count();
+        Ok((up >= 3).then_some(()))
+    })
+    .await
 }

@@ -8,7 +8,6 @@ mod host2;
 mod rpc;
 
 use crate::report::{Table, micros, rate, thousands, verdict};
-use anyhow::Context as _;
 use homes::{GodHome, SecondHost, client, zpm_exe};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -239,11 +238,5 @@ fn print_second_host(r: &Results) {
 /// Runs on a multi-thread runtime (`block_in_place` for the blocking teardown).
 pub async fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
     let results = run(settings).await?;
-    if settings.json {
-        let text = serde_json::to_string_pretty(&results).context("encoding JSON")?;
-        println!("{text}");
-    } else {
-        print(&results);
-    }
-    Ok(())
+    crate::report::emit(&results, settings.json, print)
 }
