@@ -699,3 +699,25 @@ fn a_god_100_ms_away_is_driven_and_joined() {
     });
     drop(h2);
 }
+
+#[test]
+fn zpm_kill_ends_a_joined_hosts_agents_and_its_stand_in() {
+    let god = ListeningGod::start();
+    let mut h2 = SecondHost::join(&god, "h2");
+    god.start_on("h2", "far", IDLE);
+    god.zpm
+        .wait_ls("far online", |rows| status(row(rows, "far")) == "online");
+    god.zpm.ok(&["kill"]);
+    let exited = poll("h2's stand-in exits", || h2.standin.try_wait().unwrap());
+    assert!(exited.success(), "{exited:?}");
+    poll("no agent of h2 left, none relaunched", || {
+        crate::harness::zpm_processes(h2.zpm.home(), &["agent"])
+            .is_empty()
+            .then_some(())
+    });
+    assert!(god.zpm.marked().is_empty(), "far still runs");
+    assert!(
+        !h2.zpm.path("remote.toml").exists(),
+        "h2's home is local again"
+    );
+}

@@ -22,6 +22,8 @@ use zpm_proto::Role;
 
 /// How long agents get to exit (the spawner stops its apps first) when the stand-in stops.
 const AGENTS_EXIT_WITHIN: Duration = Duration::from_secs(30);
+/// How long a keeper waits, after an agent's lock is freed, for its exit status.
+const EXIT_STATUS_WITHIN: Duration = Duration::from_secs(2);
 /// How often a launched agent is checked for having taken its lock.
 const LOCK_CHECK: Duration = Duration::from_millis(10);
 
@@ -89,6 +91,8 @@ pub async fn run(standin: StandIn) -> Result<(), StandInError> {
             stopping: Arc::clone(&stopping),
             ordered_out: Arc::new(AtomicBool::new(false)),
             health: Health::default(),
+            launched: 0,
+            exits: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         let keeper = Keeper {
             name: role.as_str(),
@@ -187,11 +191,22 @@ struct KeptAgent {
     /// The agent exited with success and left its lock free: God ordered it out.
     ordered_out: Arc<AtomicBool>,
     health: Health,
+    /// Processes this keeper launched, and how many of them it has seen exit.
+    launched: u32,
+    exits: Arc<tokio::sync::watch::Sender<u32>>,
 }
 
 impl Kept for KeptAgent {
     fn stopped(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) || self.ordered_out.load(Ordering::SeqCst)
+    }
+
+    /// The lock is freed a moment before the exit status can be read: wait (bounded) for
+    /// the status of what we launched, so an ordered exit is not taken for a death.
+    async fn gone(&mut self) {
+        let mut exits = self.exits.subscribe();
+        let launched = self.launched;
+        let _ = tokio::time::timeout(EXIT_STATUS_WITHIN, exits.wait_for(|n| *n >= launched)).await;
     }
 
     fn launch(&mut self) -> Result<u32, String> {
@@ -203,8 +218,10 @@ impl Kept for KeptAgent {
             .spawn()
             .map_err(|e| format!("launching {} agent {role}: {e}", self.exe.display()))?;
         let pid = child.id().unwrap_or(0);
+        self.launched += 1;
         let lock = self.home.agent_lock(role);
         let (health, ordered_out) = (self.health.clone(), Arc::clone(&self.ordered_out));
+        let exits = Arc::clone(&self.exits);
         tokio::spawn(async move {
             // Healthy once it holds its lock: its hello goes through the tunnel, which this
             // process only carries as bytes.
@@ -224,6 +241,7 @@ impl Kept for KeptAgent {
                 tracing::info!(role = %lock.display(), "agent exited as ordered; no longer kept");
                 ordered_out.store(true, Ordering::SeqCst);
             }
+            exits.send_modify(|n| *n += 1);
         });
         Ok(pid)
     }
