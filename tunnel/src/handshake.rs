@@ -213,9 +213,18 @@ async fn read_message<S: AsyncRead + Unpin>(
 }
 
 async fn read_exact<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<(), Error> {
+    fill(stream, buf, Error::HandshakeClosed).await
+}
+
+/// Fills `buf`; an end of stream before it is full is `at_eof`.
+async fn fill<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut [u8],
+    at_eof: Error,
+) -> Result<(), Error> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::HandshakeClosed),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(at_eof),
         Err(e) => Err(e.into()),
     }
 }
@@ -250,9 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sealed<S> {
     pub async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
         self.frame.clear();
         seal::seal_all(&mut self.noise, data, &mut self.frame)?;
-        self.stream.write_all(&self.frame).await?;
-        self.stream.flush().await?;
-        Ok(())
+        write_frames(&mut self.stream, &self.frame).await
     }
 
     /// Reads one frame and appends its plaintext to `out`; `false` on a clean end of
@@ -327,9 +334,7 @@ impl<S: AsyncWrite + Unpin> SealedWriter<S> {
             let mut noise = self.noise.lock().unwrap_or_else(PoisonError::into_inner);
             seal::seal_all(&mut noise, data, &mut self.frame)?;
         }
-        self.stream.write_all(&self.frame).await?;
-        self.stream.flush().await?;
-        Ok(())
+        write_frames(&mut self.stream, &self.frame).await
     }
 
     /// Ends the write direction (TCP FIN).
@@ -361,9 +366,12 @@ async fn recv_frame<R: AsyncRead + Unpin>(
 }
 
 async fn read_body<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut [u8]) -> Result<(), Error> {
-    match stream.read_exact(buf).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Truncated),
-        Err(e) => Err(e.into()),
-    }
+    fill(stream, buf, Error::Truncated).await
+}
+
+/// Writes sealed frames and flushes them.
+async fn write_frames<W: AsyncWrite + Unpin>(stream: &mut W, frames: &[u8]) -> Result<(), Error> {
+    stream.write_all(frames).await?;
+    stream.flush().await?;
+    Ok(())
 }
