@@ -137,6 +137,10 @@ fn reason(reason: &RestartReason) -> String {
         RestartReason::Errored { restarts } => {
             format!("errored: crash loop, gave up after {restarts} restarts")
         }
+        RestartReason::Reload => "reloaded".to_owned(),
+        RestartReason::Watchdog { timeout_ms } => {
+            format!("watchdog: no WATCHDOG=1 for {timeout_ms} ms")
+        }
     }
 }
 

@@ -209,6 +209,8 @@ mod tests {
             cpu: None,
             memory: None,
             max_memory_restart: None,
+            error: None,
+            status_text: None,
         }
     }
 

@@ -112,6 +112,8 @@ impl Proc {
             cpu: self.usage().map(|u| u.cpu),
             memory: self.usage().map(|u| u.memory),
             max_memory_restart: self.spec.max_memory_restart,
+            error: r.error.clone(),
+            status_text: r.status_text.clone(),
         }
     }
 }
@@ -132,6 +134,9 @@ fn initial_report(id: u32, status: ProcessStatus, restarts: u32) -> ProcessRepor
         exit_code: None,
         signal: None,
         seq: 0,
+        error: None,
+        reason: None,
+        status_text: None,
     }
 }
 

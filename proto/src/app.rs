@@ -1,3 +1,4 @@
+use crate::ready::{ExecMode, Readiness};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,6 +42,24 @@ pub struct AppSpec {
     /// own host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Sockets the spawner binds once and hands to every instance with systemd's socket
+    /// activation protocol; each a [`crate::ListenAddr`] (`8000`, `127.0.0.1:8000`,
+    /// `unix:/path`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
+    #[serde(default, skip_serializing_if = "ExecMode::is_fork")]
+    pub exec_mode: ExecMode,
+    /// When an instance counts as ready (`launching` until then).
+    #[serde(default, skip_serializing_if = "Readiness::is_default")]
+    pub ready: Readiness,
+    /// The variable holding the instance number (PM2's `instance_var`); unset:
+    /// `NODE_APP_INSTANCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_var: Option<String>,
+    /// A numeric env variable each instance gets plus its number (PM2's `increment_var`:
+    /// `PORT=3000` → 3000, 3001, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub increment_var: Option<String>,
 }
 
 impl AppSpec {
@@ -71,7 +90,17 @@ impl AppSpec {
             max_memory_restart: None,
             logs: crate::logfiles::AppLogs::default(),
             hosts: Vec::new(),
+            listen: Vec::new(),
+            exec_mode: ExecMode::Fork,
+            ready: Readiness::default(),
+            instance_var: None,
+            increment_var: None,
         }
+    }
+
+    /// The listen addresses, parsed (each was validated when the app was started).
+    pub fn listen_addrs(&self) -> Vec<crate::ListenAddr> {
+        self.listen.iter().filter_map(|a| a.parse().ok()).collect()
     }
 
     /// The host instance `instance` runs on; `default` (God's host) when none is named.
@@ -109,6 +138,11 @@ impl std::fmt::Debug for AppSpec {
             .field("max_memory_restart", &self.max_memory_restart)
             .field("logs", &self.logs)
             .field("hosts", &self.hosts)
+            .field("listen", &self.listen)
+            .field("exec_mode", &self.exec_mode)
+            .field("ready", &self.ready)
+            .field("instance_var", &self.instance_var)
+            .field("increment_var", &self.increment_var)
             .finish()
     }
 }

@@ -150,6 +150,65 @@ pub struct SignalCommand {
     pub signal: String,
 }
 
+/// `app.reload`: replace each instance of the targets by a new run, started and ready
+/// before the old one stops. With `apps` (an ecosystem file), every app whose spec differs
+/// from the one running is reloaded with the new spec, others untouched, new ones started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadApps {
+    #[serde(flatten)]
+    pub targets: Target,
+    /// Instances replaced at once; 0 means 1.
+    #[serde(default)]
+    pub parallel: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<AppSpec>,
+}
+
+/// God → spawner push `proc.reload`: replace the run of `id` (with `spec` when it changed);
+/// answered by a `proc.reloaded` notification carrying the same `token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadCommand {
+    pub id: u32,
+    pub token: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<AppSpec>,
+}
+
+/// Spawner → God notification `proc.reloaded`: how the reload of `id` ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub id: u32,
+    pub token: u64,
+    /// Why the replacement was given up (the old run still serves); `None`: replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `app.msg`: deliver a JSON value to each target's Node IPC channel
+/// (`process.on('message')`), like PM2's `sendDataToProcessId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgApps {
+    #[serde(flatten)]
+    pub targets: Target,
+    /// The value, as JSON text.
+    pub json: String,
+}
+
+/// `app.send`: write a line to each target's stdin, like `pm2 send`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendLine {
+    #[serde(flatten)]
+    pub targets: Target,
+    pub line: String,
+}
+
+/// God → spawner pushes `proc.msg` (JSON for the IPC channel) and `proc.stdin` (a line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcInput {
+    pub id: u32,
+    pub text: String,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -5,18 +5,21 @@
 mod agent;
 mod app;
 pub mod commands;
+mod listen;
 pub mod logfiles;
 pub mod logline;
 mod logs;
 pub mod method;
 pub mod metrics;
 mod process;
+pub mod ready;
 pub mod topics;
 pub mod tunnel;
 pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
+pub use listen::{BadListenAddr, ListenAddr};
 pub use logs::{
     LogChunk, LogCursor, LogEvent, LogStream, LogsAnswer, LogsAsk, LogsFetch, LogsFetched,
     LogsQuery,

@@ -43,6 +43,12 @@ pub mod app {
         Scale = "app.scale" (crate::commands::Scale) -> Vec<ProcessInfo>;
         /// Zero the restart counters (and history) of the targets, like `pm2 reset`.
         Reset = "app.reset" (Target) -> Vec<ProcessInfo>;
+        /// Replace every instance by a new run, ready before the old one stops.
+        Reload = "app.reload" (crate::commands::ReloadApps) -> Vec<ProcessInfo>;
+        /// Deliver a JSON value to the targets' Node IPC channel.
+        Msg = "app.msg" (crate::commands::MsgApps) -> Vec<ProcessInfo>;
+        /// Write a line to the targets' stdin.
+        Send = "app.send" (crate::commands::SendLine) -> Vec<ProcessInfo>;
     }
 }
 
@@ -60,6 +66,8 @@ pub mod agent {
         Heartbeat = "agent.heartbeat" (Option<Vitals>) -> bool;
         /// Notification: the latest state of one app instance.
         Report = "proc.report" (ProcessReport) -> ();
+        /// Notification from a spawner: how a `proc.reload` ended.
+        Reloaded = "proc.reloaded" (crate::commands::Reloaded) -> ();
         /// Notification: an event for God to publish on its bus.
         Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
         /// Every agent God knows.
@@ -149,7 +157,7 @@ pub mod logs {
 /// God's pushes to a spawner.
 pub mod proc {
     use super::methods;
-    use crate::commands::{ProcCommand, SignalCommand, SpawnCommand};
+    use crate::commands::{ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand};
     use zpm_rpc::{ErrorCode, Method, Push, RpcError};
 
     methods! {
@@ -160,6 +168,12 @@ pub mod proc {
         /// Zero the app's restart counters.
         Reset = "proc.reset" (ProcCommand) -> ();
         Signal = "proc.signal" (SignalCommand) -> ();
+        /// Start a replacement run, ready before the old one stops; or roll back.
+        Reload = "proc.reload" (ReloadCommand) -> ();
+        /// A JSON value for the app's Node IPC channel.
+        Msg = "proc.msg" (ProcInput) -> ();
+        /// A line for the app's stdin.
+        Stdin = "proc.stdin" (ProcInput) -> ();
     }
 
     /// A push a spawner acts on.
@@ -171,6 +185,9 @@ pub mod proc {
         Delete(ProcCommand),
         Reset(ProcCommand),
         Signal(SignalCommand),
+        Reload(Box<ReloadCommand>),
+        Msg(ProcInput),
+        Stdin(ProcInput),
         Interest(crate::commands::Interest),
         Exit,
     }
@@ -184,6 +201,9 @@ pub mod proc {
                 Delete::NAME => Self::Delete(push.params::<Delete>()?),
                 Reset::NAME => Self::Reset(push.params::<Reset>()?),
                 Signal::NAME => Self::Signal(push.params::<Signal>()?),
+                Reload::NAME => Self::Reload(Box::new(push.params::<Reload>()?)),
+                Msg::NAME => Self::Msg(push.params::<Msg>()?),
+                Stdin::NAME => Self::Stdin(push.params::<Stdin>()?),
                 super::agent::Exit::NAME => Self::Exit,
                 super::agent::Interest::NAME => {
                     Self::Interest(push.params::<super::agent::Interest>()?)

@@ -61,6 +61,12 @@ pub struct ProcessInfo {
     /// The app's memory limit (`max_memory_restart`), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_restart: Option<u64>,
+    /// Why its last launch failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The app's own status line (sd_notify `STATUS=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
 }
 
 /// What a spawner reports about one app after every change (`proc.report`).
@@ -78,6 +84,17 @@ pub struct ProcessReport {
     /// may be handled out of order). Increases across spawner restarts; 0 = unordered.
     #[serde(default)]
     pub seq: u64,
+    /// Why the last launch failed or was given up (a socket that cannot be bound, not
+    /// ready in time with `ready_strict`, a program that cannot be spawned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the current run replaced the previous one, when the spawner decided it (a
+    /// reload, a missed watchdog); God records its own reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RestartReason>,
+    /// The app's own status line (sd_notify `STATUS=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
 }
 
 /// Why an app instance was restarted (or gave up), for `zpm describe`.
@@ -97,6 +114,10 @@ pub enum RestartReason {
     SpawnerReplaced,
     /// Too many unstable restarts in a row: it is `errored` and stays down.
     Errored { restarts: u32 },
+    /// `zpm reload`: replaced by a new run once that one was ready.
+    Reload,
+    /// It sent no sd_notify `WATCHDOG=1` for `timeout_ms`.
+    Watchdog { timeout_ms: u64 },
 }
 
 /// One entry of an instance's restart history.

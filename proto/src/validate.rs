@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
 mod logs;
+mod serving;
 pub use logs::{
     MAX_DATE_FORMAT_BYTES, MAX_LOG_PATH_BYTES, MAX_LOG_RETAIN, MIN_LOG_MAX_SIZE, app_logs,
     date_format, log_max_size, log_path, log_retain,
 };
+pub use serving::{MAX_LISTEN, listen, readiness, ready_log};
 
 /// Longest app name or namespace, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -38,7 +40,7 @@ pub const MAX_HOST_BYTES: usize = 253;
 pub struct Invalid(String);
 
 impl Invalid {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 
@@ -258,6 +260,7 @@ fn text_bytes(spec: &AppSpec) -> usize {
             .map(|(name, value)| name.len() + value.len())
             .sum::<usize>()
         + logs::text_bytes(&spec.logs)
+        + serving::text_bytes(spec)
 }
 
 /// Every rule for one app.
@@ -291,6 +294,7 @@ pub fn app_spec(spec: &AppSpec) -> Result<(), Invalid> {
     duration("kill_timeout_ms", spec.kill_timeout_ms)?;
     memory_limit(spec.max_memory_restart)?;
     hosts(&spec.hosts)?;
+    serving::serving(spec)?;
     app_logs(&spec.logs)
 }
 

@@ -59,6 +59,9 @@ impl Reporter {
                 exit_code: None,
                 signal: None,
                 seq: 0,
+                error: None,
+                reason: None,
+                status_text: None,
             },
         }
     }

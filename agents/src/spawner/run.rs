@@ -151,6 +151,9 @@ impl Apps {
                     None => tracing::warn!(%signal, "unknown signal"),
                 }
             }
+            SpawnerCommand::Reload(_) | SpawnerCommand::Msg(_) | SpawnerCommand::Stdin(_) => {
+                tracing::warn!("not supported yet");
+            }
             // Handled by the loop that owns them.
             SpawnerCommand::Exit | SpawnerCommand::Interest(_) => {}
         }
@@ -187,6 +190,9 @@ impl Apps {
                 exit_code: None,
                 signal: None,
                 seq: super::report::next_seq(),
+                error: None,
+                reason: None,
+                status_text: None,
             };
             let _ = self.out.try_send(Outbound::Report(report));
             return;

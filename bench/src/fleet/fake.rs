@@ -176,6 +176,9 @@ pub fn holding(k: usize, host: &str, apps: usize) -> Vec<Held> {
                     exit_code: None,
                     signal: None,
                     seq: 1,
+                    error: None,
+                    reason: None,
+                    status_text: None,
                 },
                 instance: 0,
                 spec,
@@ -348,6 +351,9 @@ async fn obey(client: Arc<Client>, mut pushes: mpsc::Receiver<Push>, counters: A
                 exit_code: None,
                 signal: Some("SIGTERM".into()),
                 seq: 2,
+                error: None,
+                reason: None,
+                status_text: None,
             };
             // With the outbox full, wait a moment rather than lose the report.
             while client.notify_method::<agent::Report>(&report).is_err() {

@@ -182,6 +182,8 @@ pub mod tests {
             cpu: None,
             memory: None,
             max_memory_restart: None,
+            error: None,
+            status_text: None,
         }
     }
 
