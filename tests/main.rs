@@ -4,6 +4,7 @@
 mod agents;
 mod autolaunch;
 mod cli;
+mod cluster;
 mod crash;
 mod ecosystem_files;
 mod first_hour;

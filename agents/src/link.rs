@@ -151,6 +151,20 @@ async fn forward(
                     Ok(())
                 }
             },
+            Outbound::Reloaded(reloaded) => client.notify_method::<agent::Reloaded>(&reloaded),
+            Outbound::Message(_) if !interest.wants(zpm_proto::topics::PROCESS_MSG) => Ok(()),
+            Outbound::Message(message) => {
+                match source.encode(zpm_proto::topics::PROCESS_MSG, &message) {
+                    Ok(payload) => client.notify_method::<agent::Publish>(&RelayEvent::new(
+                        zpm_proto::topics::PROCESS_MSG,
+                        payload.to_vec(),
+                    )),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot encode process:msg");
+                        Ok(())
+                    }
+                }
+            }
             Outbound::Forget(id) => {
                 holdings.with(|h| h.remove(&id));
                 Ok(())

@@ -56,9 +56,9 @@ async fn consumer_gets_every_byte_of_a_real_child_in_order() {
         .spawn()
         .unwrap();
     let out_pump =
-        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Out, child.stdout.take().unwrap()));
+        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Out, child.stdout.take().unwrap(), None));
     let err_pump =
-        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Err, child.stderr.take().unwrap()));
+        tokio::spawn(Arc::clone(&hub).pump(ID, LogStream::Err, child.stderr.take().unwrap(), None));
     let exited = tokio::spawn(async move { child.wait().await.unwrap() });
 
     let mut cursors: HashMap<LogStream, u64> = HashMap::new();

@@ -137,8 +137,8 @@ fn spawn(hub: &Arc<LogHub>, id: u32, mut command: tokio::process::Command) -> Ve
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let out = Arc::clone(hub).pump(id, LogStream::Out, child.stdout.take().unwrap());
-    let err = Arc::clone(hub).pump(id, LogStream::Err, child.stderr.take().unwrap());
+    let out = Arc::clone(hub).pump(id, LogStream::Out, child.stdout.take().unwrap(), None);
+    let err = Arc::clone(hub).pump(id, LogStream::Err, child.stderr.take().unwrap(), None);
     vec![
         tokio::spawn(out),
         tokio::spawn(err),

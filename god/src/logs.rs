@@ -3,14 +3,15 @@
 //! connection changes. God owns the specs; an agent keeps the last list in its ledger, so
 //! it goes on writing while God is away (or its host is cut off).
 
+use crate::pending::Pending;
 use crate::state::God;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use zpm_proto::logfiles::{LogTarget, Targets};
 use zpm_proto::method::logs;
 use zpm_proto::{LogsAnswer, Role};
-use zpm_rpc::{ErrorCode, PeerId, Pusher, RpcError};
+use zpm_rpc::{PeerId, Pusher, RpcError};
 
 pub async fn keep_logs_agent_told(god: Arc<God>, pusher: Pusher) {
     let mut changes = god.changes();
@@ -44,65 +45,38 @@ pub async fn keep_logs_agent_told(god: Arc<God>, pusher: Pusher) {
 }
 
 /// Requests asked of logs agents through God (`logs.ask`) and not answered yet.
-#[derive(Default)]
-pub struct Queries {
-    next: u64,
-    waiting: HashMap<u64, Waiting>,
-}
-
-struct Waiting {
-    host: String,
-    reply: oneshot::Sender<Result<zpm_rpc::Value, RpcError>>,
-}
+pub struct Queries(Pending<Result<zpm_rpc::Value, RpcError>>);
 
 /// At most this many asked requests wait at once; more are refused.
 const MAX_WAITING: usize = 64;
 
 pub type Answer = oneshot::Receiver<Result<zpm_rpc::Value, RpcError>>;
 
+impl Default for Queries {
+    fn default() -> Self {
+        Self(Pending::new(MAX_WAITING, "log requests for other hosts"))
+    }
+}
+
 impl Queries {
     /// A new query to `host`'s logs agent: its id and where its answer will come.
     pub fn open(&mut self, host: &str) -> Result<(u64, Answer), RpcError> {
-        if self.waiting.len() >= MAX_WAITING {
-            return Err(RpcError::new(
-                ErrorCode::Unavailable,
-                "too many log requests waiting for other hosts; try again",
-            ));
-        }
-        self.next += 1;
-        let (reply, answer) = oneshot::channel();
-        let host = host.to_owned();
-        self.waiting.insert(self.next, Waiting { host, reply });
-        Ok((self.next, answer))
+        self.0.open(host)
     }
 
     /// Forgets a query nobody waits for any more.
     pub fn close(&mut self, query: u64) {
-        self.waiting.remove(&query);
+        self.0.close(query);
     }
 
     /// Hands an answer to whoever waits for it, if it came from the host asked.
     pub fn answer(&mut self, answer: LogsAnswer, from_host: &str) {
-        let Some(waiting) = self.waiting.get(&answer.query) else {
-            return; // late: the asker gave up
-        };
-        if waiting.host != from_host {
-            tracing::warn!(
-                query = answer.query,
-                from_host,
-                "logs answer from a host not asked; ignored"
-            );
-            return;
-        }
-        let Some(waiting) = self.waiting.remove(&answer.query) else {
-            return;
-        };
         // No result is nil (msgpack does not tell an absent field from a nil one): the
         // answer of a method that returns nothing.
         let result = match answer.error {
             Some(error) => Err(error),
             None => Ok(answer.result.unwrap_or(zpm_rpc::Value::Nil)),
         };
-        let _ = waiting.reply.send(result);
+        self.0.settle(answer.query, from_host, result);
     }
 }

@@ -14,6 +14,9 @@ use zpm_proto::logfiles::{LogDefaults, LogTarget, Rotation};
 use zpm_proto::{Pong, Role, ZPM_VERSION};
 use zpm_rpc::{ErrorCode, PeerId, RpcError};
 
+/// Instance reloads in flight at once, over every `app.reload`.
+const MAX_RELOADS: usize = 4096;
+
 pub struct God {
     pub host: String,
     state_file: std::path::PathBuf,
@@ -46,6 +49,8 @@ pub struct God {
     hosts: Mutex<BTreeMap<String, zpm_proto::metrics::HostInfo>>,
     /// `logs.ask` requests waiting for their logs agent's answer.
     queries: Mutex<crate::logs::Queries>,
+    /// `proc.reload`s pushed and not answered yet: the error, if the reload was given up.
+    reloads: Mutex<crate::pending::Pending<Option<String>>>,
     /// Writes of the state file asked for, the writer woken for them, and done.
     persist_wanted: AtomicU64,
     persist_asked: Notify,
@@ -97,6 +102,10 @@ impl God {
             log_problems: Mutex::new(Vec::new()),
             hosts: Mutex::new(BTreeMap::new()),
             queries: Mutex::new(crate::logs::Queries::default()),
+            reloads: Mutex::new(crate::pending::Pending::new(
+                MAX_RELOADS,
+                "instance reloads",
+            )),
             persist_wanted: AtomicU64::new(0),
             persist_asked: Notify::new(),
             persist_written: watch::Sender::new(0),
@@ -189,6 +198,10 @@ impl God {
 
     pub fn keeper(&self, role: Role) -> &KeeperSlot {
         &self.keepers[&role]
+    }
+
+    pub fn reloads(&self) -> MutexGuard<'_, crate::pending::Pending<Option<String>>> {
+        relock(&self.reloads)
     }
 
     pub fn queries(&self) -> MutexGuard<'_, crate::logs::Queries> {

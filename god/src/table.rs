@@ -37,6 +37,7 @@ impl Proc {
         let reason = if new.restarts > old.restarts {
             self.pending_reason
                 .take()
+                .or_else(|| new.reason.clone())
                 .unwrap_or_else(|| RestartReason::Exited {
                     code: new.exit_code,
                     signal: new.signal.clone(),

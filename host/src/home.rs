@@ -87,6 +87,16 @@ impl Home {
     }
 
     /// The spawner's record of the processes it runs (pid, start time, group).
+    /// The Node preload module the spawner gives cluster-mode Node apps.
+    pub fn node_preload(&self) -> PathBuf {
+        self.root.join("node-preload.js")
+    }
+
+    /// Where the spawner binds apps' sd_notify sockets (`NOTIFY_SOCKET`), one per run.
+    pub fn notify_dir(&self) -> PathBuf {
+        self.root.join("notify")
+    }
+
     pub fn spawner_record(&self) -> PathBuf {
         self.root.join("spawner-record.json")
     }

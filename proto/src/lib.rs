@@ -19,7 +19,7 @@ pub mod validate;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
 pub use app::AppSpec;
-pub use listen::{BadListenAddr, ListenAddr};
+pub use listen::{BadListenAddr, ListenAddr, MAX_UNIX_PATH_BYTES};
 pub use logs::{
     LogChunk, LogCursor, LogEvent, LogStream, LogsAnswer, LogsAsk, LogsFetch, LogsFetched,
     LogsQuery,

@@ -23,6 +23,9 @@ pub enum ErrorCode {
     Timeout,
     /// A bug or an unexpected failure on the server side.
     Internal,
+    /// The request was carried out and did not succeed: an app that cannot start, a
+    /// reload rolled back. The message says why.
+    Failed,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -40,13 +43,14 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
+            Self::Failed => "failed",
             Self::Unknown => "unknown",
         }
     }
 }
 
 impl ErrorCode {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::BadRequest,
         Self::UnknownMethod,
         Self::BadParams,
@@ -56,6 +60,7 @@ impl ErrorCode {
         Self::Unavailable,
         Self::Timeout,
         Self::Internal,
+        Self::Failed,
     ];
 
     /// The code named by a wire string; [`ErrorCode::Unknown`] for codes of newer peers.

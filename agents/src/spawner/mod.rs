@@ -12,6 +12,7 @@ mod reaper;
 mod record;
 pub mod report;
 mod run;
+pub mod serve;
 mod supervisor;
 
 pub use run::{SpawnerError, SpawnerOptions, run};

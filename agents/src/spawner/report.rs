@@ -29,6 +29,21 @@ pub enum Outbound {
     Event(ProcessEvent),
     /// The app was deleted: stop re-announcing it.
     Forget(u32),
+    /// How a `proc.reload` ended.
+    Reloaded(zpm_proto::commands::Reloaded),
+    /// A `process:msg` the app sent.
+    Message(AppMessage),
+}
+
+/// Body of a `process:msg` bus event: PM2's packet (`{type, data, topic…}`) and who sent it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppMessage {
+    pub id: u32,
+    pub name: String,
+    pub pid: Option<u32>,
+    pub data: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<serde_json::Value>,
 }
 
 pub struct Reporter {
@@ -84,14 +99,74 @@ impl Reporter {
         }
     }
 
-    pub fn online(&mut self, pid: u32, restarts: u32, started_at_ms: u64) {
-        self.current.status = ProcessStatus::Online;
+    /// A new run exists: `online`, or `launching` until it is ready (`gated`).
+    pub fn launched(&mut self, pid: u32, restarts: u32, started_at_ms: u64, gated: bool) {
+        self.current.status = if gated {
+            ProcessStatus::Launching
+        } else {
+            ProcessStatus::Online
+        };
         self.current.pid = Some(pid);
         self.current.restarts = restarts;
         self.current.started_at_ms = Some(started_at_ms);
+        self.current.error = None;
+        self.current.status_text = None;
         self.send(Outbound::Report(self.current.clone()));
         self.event(ProcessEventKind::Start, None, None);
+        if !gated {
+            self.event(ProcessEventKind::Online, None, None);
+        }
+        // Told once, with the report of the run it explains.
+        self.current.reason = None;
+    }
+
+    /// The run said it is ready.
+    pub fn ready(&mut self) {
+        self.current.status = ProcessStatus::Online;
+        self.send(Outbound::Report(self.current.clone()));
         self.event(ProcessEventKind::Online, None, None);
+    }
+
+    /// Why the next run replaces the current one (sent with its first report).
+    pub fn set_reason(&mut self, reason: Option<zpm_proto::RestartReason>) {
+        self.current.reason = reason;
+    }
+
+    /// Why the launch failed, shown by `ls --json`/`describe` and used by `start`.
+    pub fn set_error(&mut self, error: Option<String>) {
+        self.current.error = error;
+    }
+
+    /// The app's sd_notify `STATUS=`.
+    pub fn status_text(&mut self, text: String) {
+        if self.current.status_text.as_deref() != Some(text.as_str()) {
+            self.current.status_text = Some(text);
+            self.send(Outbound::Report(self.current.clone()));
+        }
+    }
+
+    pub fn reloaded(&self, token: u64, error: Option<String>) {
+        self.send(Outbound::Reloaded(zpm_proto::commands::Reloaded {
+            id: self.current.id,
+            token,
+            error,
+        }));
+    }
+
+    /// A PM2 `process:msg` packet from the app, for the bus.
+    pub fn message(&self, packet: serde_json::Value) {
+        let topic = packet.get("topic").cloned();
+        let data = packet
+            .get("data")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        self.send(Outbound::Message(AppMessage {
+            id: self.current.id,
+            name: self.name.clone(),
+            pid: self.current.pid,
+            data,
+            topic,
+        }));
     }
 
     /// Reports a status; the pid is kept only while the process still runs (stopping).

@@ -5,6 +5,7 @@ use super::logs::{LogHub, LogLimits, serve_logs};
 use super::reaper::{self, Leaders};
 use super::record::{self, Record};
 use super::report::{Outbound, Reporter};
+use super::serve::Sockets;
 use super::supervisor::{AppCommand, Shared, Supervisor};
 use crate::agent;
 use crate::god_keeper::GodKeeper;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use zpm_host::home::Home;
-use zpm_proto::commands::{ProcCommand, SignalCommand, SpawnCommand};
+use zpm_proto::commands::{ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand};
 use zpm_proto::method::proc::SpawnerCommand;
 use zpm_proto::{ProcessReport, ProcessStatus, Role};
 
@@ -36,6 +37,9 @@ pub struct SpawnerOptions {
     /// The zpm executable, to relaunch God (`zpm daemon`) when it dies.
     pub exe: std::path::PathBuf,
 }
+
+/// The module `node --require` loads into Node apps in cluster mode (see its header).
+const NODE_PRELOAD: &str = include_str!("node/preload.js");
 
 /// How long a predecessor's leftover apps get to exit on SIGTERM before SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
@@ -82,10 +86,17 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         health: god_health,
     };
     tokio::spawn(keeper.run());
+    let node_preload = options.home.node_preload();
+    if let Err(e) = zpm_host::atomic::write(&node_preload, NODE_PRELOAD.as_bytes()) {
+        tracing::warn!(path = %node_preload.display(), error = %e, "cannot write the Node preload module; Node cluster mode will fail");
+    }
     let shared = Shared {
         logs,
         leaders,
         record,
+        sockets: Sockets::default(),
+        notify_dir: options.home.notify_dir(),
+        node_preload,
     };
     let mut apps = Apps {
         commands: HashMap::new(),
@@ -151,8 +162,20 @@ impl Apps {
                     None => tracing::warn!(%signal, "unknown signal"),
                 }
             }
-            SpawnerCommand::Reload(_) | SpawnerCommand::Msg(_) | SpawnerCommand::Stdin(_) => {
-                tracing::warn!("not supported yet");
+            SpawnerCommand::Reload(command) => {
+                let ReloadCommand { id, token, spec } = *command;
+                if !self.commands.contains_key(&id) {
+                    let error = Some("this spawner does not run it".to_owned());
+                    let reloaded = zpm_proto::commands::Reloaded { id, token, error };
+                    let _ = self.out.try_send(Outbound::Reloaded(reloaded));
+                    return;
+                }
+                let spec = spec.map(Box::new);
+                self.send(id, AppCommand::Reload { token, spec });
+            }
+            SpawnerCommand::Msg(ProcInput { id, text }) => self.send(id, AppCommand::Msg(text)),
+            SpawnerCommand::Stdin(ProcInput { id, text }) => {
+                self.send(id, AppCommand::Stdin(text));
             }
             // Handled by the loop that owns them.
             SpawnerCommand::Exit | SpawnerCommand::Interest(_) => {}
@@ -197,10 +220,11 @@ impl Apps {
             let _ = self.out.try_send(Outbound::Report(report));
             return;
         };
-        if tx.try_send(command).is_err() {
-            tracing::warn!(id, ?command, "app command queue full; command dropped");
+        let delete = command == AppCommand::Delete;
+        if let Err(e) = tx.try_send(command) {
+            tracing::warn!(id, command = ?e.into_inner(), "app command queue full; command dropped");
         }
-        if command == AppCommand::Delete {
+        if delete {
             self.commands.remove(&id);
         }
     }

@@ -37,7 +37,7 @@ fn stop_wait(god: &God, ids: &[u32]) -> Duration {
 
 /// The spawner each of `ids` is commanded through: its host's (waiting for each host's,
 /// bounded). Ids God no longer has are left out.
-async fn route(god: &God, ids: &[u32]) -> Result<HashMap<u32, PeerId>, RpcError> {
+pub(super) async fn route(god: &God, ids: &[u32]) -> Result<HashMap<u32, PeerId>, RpcError> {
     let mut by_host: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     {
         let table = god.table();
@@ -93,7 +93,7 @@ async fn push_each<M: Method<Params = ProcCommand>>(
     Ok(())
 }
 
-fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
+pub(super) fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
     god.table().rows(Some(ids), now_ms())
 }
 
@@ -120,8 +120,21 @@ async fn spawn_instances(
     Ok(ids)
 }
 
+/// How long `ids` may take to be launched and ready: [`LAUNCH_WAIT`] past the longest
+/// readiness timeout among them.
+fn launch_wait(god: &God, ids: &[u32]) -> Duration {
+    let table = god.table();
+    let ready = ids
+        .iter()
+        .filter_map(|id| table.get(*id))
+        .map(|p| p.spec.ready.timeout_ms)
+        .max()
+        .unwrap_or(0);
+    LAUNCH_WAIT + Duration::from_millis(ready)
+}
+
 async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
-    god.wait_table(LAUNCH_WAIT, "start", |t| {
+    god.wait_table(launch_wait(god, ids), "start", |t| {
         ids.iter()
             .all(|id| t.status(*id) != Some(ProcessStatus::Launching))
     })
@@ -157,7 +170,7 @@ pub async fn start(
 }
 
 /// Spawns every instance of `apps`, persists, and waits until none is `launching`.
-pub async fn start_specs(
+pub(super) async fn start_specs(
     god: &God,
     ctx: &Ctx,
     apps: &[AppSpec],
@@ -169,7 +182,37 @@ pub async fn start_specs(
     }
     god.persist().await;
     wait_launched(god, &ids).await?;
+    refuse_half_started(god, ctx, &ids).await?;
     Ok(rows(god, &ids))
+}
+
+/// An instance that could not be launched (a socket it cannot bind, not ready in time
+/// with `ready_strict`) fails the whole start: every instance just added is deleted, so
+/// nothing is half-started and the same start can be tried again once fixed.
+async fn refuse_half_started(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
+    let failures: Vec<String> = {
+        let table = god.table();
+        ids.iter()
+            .filter_map(|id| table.get(*id))
+            .filter_map(|p| {
+                let error = p.report.error.as_ref()?;
+                Some(format!(
+                    "{} instance {} (id {}): {error}",
+                    p.spec.name, p.instance, p.id
+                ))
+            })
+            .collect()
+    };
+    if failures.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = delete_ids(god, ctx, ids).await {
+        tracing::warn!(error = %e, "removing a failed start");
+    }
+    Err(RpcError::new(
+        ErrorCode::Failed,
+        format!("{}; nothing was started", failures.join("; ")),
+    ))
 }
 
 pub async fn stop(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<ProcessInfo>, RpcError> {
@@ -220,7 +263,7 @@ pub async fn restart(
     for command in &respawns {
         push_to::<proc::Spawn>(&ctx, &route, command.id, command).await?;
     }
-    let limit = stop_wait(&god, &ids) + LAUNCH_WAIT;
+    let limit = stop_wait(&god, &ids) + launch_wait(&god, &ids);
     god.wait_table(limit, "restart", |t| {
         ids.iter()
             .all(|id| relaunched(t.get(*id), before.get(id).copied().unwrap_or(0)))

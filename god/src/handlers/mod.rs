@@ -4,6 +4,7 @@ mod agents;
 mod apps;
 mod dump;
 mod logs_ask;
+mod reload;
 
 use crate::state::God;
 use serde::Serialize;
@@ -44,6 +45,10 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<app::Signal, _, _>(on(&god, apps::signal))
         .handle::<app::Scale, _, _>(on(&god, apps::scale))
         .handle::<app::Reset, _, _>(on(&god, apps::reset))
+        .handle::<app::Reload, _, _>(on(&god, reload::reload))
+        .handle::<app::Msg, _, _>(on(&god, reload::msg))
+        .handle::<app::Send, _, _>(on(&god, reload::send))
+        .handle::<agent::Reloaded, _, _>(on(&god, reload::reloaded))
         .handle::<god::Kill, _, _>(on(&god, apps::kill))
         .handle::<god::Save, _, _>(on(&god, dump::save))
         .handle::<god::Resurrect, _, _>(on(&god, dump::resurrect))

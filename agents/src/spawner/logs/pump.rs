@@ -31,6 +31,7 @@ impl LogHub {
         id: u32,
         stream: LogStream,
         mut reader: R,
+        mut watch: Option<crate::spawner::serve::LineWatch>,
     ) {
         let mut buf = vec![0u8; MIN_READ];
         loop {
@@ -63,6 +64,9 @@ impl LogHub {
                     return;
                 }
             };
+            if watch.as_mut().is_some_and(|w| w.feed(&buf[..n])) {
+                watch = None;
+            }
             let mut pending = &buf[..n];
             loop {
                 let room_made = self.room_made();
@@ -139,7 +143,7 @@ mod tests {
     /// Writes `data` into a duplex pipe pumped into app 1's out buffer, counting progress.
     fn pumped_writer(hub: &Arc<LogHub>, data: Vec<u8>) -> (JoinHandle<()>, Arc<AtomicUsize>) {
         let (mut writer, reader) = tokio::io::duplex(64);
-        tokio::spawn(Arc::clone(hub).pump(1, OUT, reader));
+        tokio::spawn(Arc::clone(hub).pump(1, OUT, reader, None));
         let written = Arc::new(AtomicUsize::new(0));
         let progress = Arc::clone(&written);
         let task = tokio::spawn(async move {
@@ -218,7 +222,7 @@ mod tests {
         let hub = hub(1000, Duration::from_secs(120));
         let data = pattern(100_000);
         // A plain reader: the pump ends at its EOF.
-        Arc::clone(&hub).pump(1, OUT, &data[..]).await;
+        Arc::clone(&hub).pump(1, OUT, &data[..], None).await;
         assert_eq!(hub.held(1, OUT), Some(99_000..100_000));
         assert_eq!(hub.dropped(1, OUT), 99_000);
         let chunks = fetch(&hub, None, 0).await;
@@ -245,7 +249,7 @@ mod tests {
     async fn long_poll_wakes_when_the_pump_brings_bytes() {
         let hub = hub(1024, Duration::from_secs(120));
         let (mut writer, reader) = tokio::io::duplex(64);
-        tokio::spawn(Arc::clone(&hub).pump(1, OUT, reader));
+        tokio::spawn(Arc::clone(&hub).pump(1, OUT, reader, None));
         let started = std::time::Instant::now();
         let poll = tokio::spawn({
             let hub = Arc::clone(&hub);

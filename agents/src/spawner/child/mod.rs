@@ -9,7 +9,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::time::Instant;
-use zpm_proto::AppSpec;
+
+mod plan;
+pub use plan::{Extras, Plan, is_node, plan};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,27 @@ pub struct Run {
     pub pid: u32,
     pub started: Instant,
     pub started_at_ms: u64,
+    /// Its stdin, for `zpm send`, until the first line is sent.
+    pub stdin: Option<tokio::process::ChildStdin>,
+    /// Lines waiting to be written to its stdin.
+    stdin_lines: Option<tokio::sync::mpsc::Sender<String>>,
+}
+
+/// Lines `zpm send` may queue for an app that does not read its stdin.
+const STDIN_QUEUE: usize = 16;
+
+/// Writes lines to an app's stdin until it closes it or the run ends.
+async fn write_lines(
+    mut stdin: tokio::process::ChildStdin,
+    mut lines: tokio::sync::mpsc::Receiver<String>,
+) {
+    use tokio::io::AsyncWriteExt as _;
+    while let Some(mut line) = lines.recv().await {
+        line.push('\n');
+        if stdin.write_all(line.as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// What a spawn produced: the run and its output pipes.
@@ -57,40 +80,52 @@ pub struct Spawned {
     pub stderr: Option<tokio::process::ChildStderr>,
 }
 
-/// Starts `spec` as instance `instance` of app `id`, in a new process group.
-pub fn spawn(spec: &AppSpec, id: u32, instance: u32) -> std::io::Result<Spawned> {
-    let Some((program, args)) = spec.argv.split_first() else {
+/// Starts one run of an app as `plan` says, in a new process group, its output piped.
+pub fn spawn(plan: Plan, cwd: &str) -> std::io::Result<Spawned> {
+    use command_fds::{CommandFdExt as _, FdMapping};
+    let Some((program, args)) = plan.argv.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "empty argv",
         ));
     };
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
-        .current_dir(&spec.cwd)
+        .current_dir(cwd)
         .env_clear()
-        .envs(&spec.env)
-        .env("ZPM_ID", id.to_string())
-        .env("ZPM_NAME", &spec.name)
-        .env("ZPM_INSTANCE", instance.to_string())
-        // What PM2 sets; apps written for PM2 pick their instance role from it.
-        .env("NODE_APP_INSTANCE", instance.to_string())
-        .stdin(Stdio::null())
+        .envs(&plan.env)
+        // Piped, as PM2 does, so `zpm send` can write to it.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(false)
-        .spawn()?;
+        .kill_on_drop(false);
+    let mappings = plan
+        .fds
+        .into_iter()
+        .map(|(parent_fd, child_fd)| FdMapping {
+            parent_fd,
+            child_fd,
+        })
+        .collect();
+    command
+        .fd_mappings(mappings)
+        .map_err(|e| std::io::Error::other(format!("placing inherited descriptors: {e}")))?;
+    let mut child = command.spawn()?;
     let pid = child
         .id()
         .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let stdin = child.stdin.take();
     let run = Run {
         child,
         pid,
         started: Instant::now(),
         started_at_ms: zpm_bus::now_ms(),
+        stdin,
+        stdin_lines: None,
     };
     Ok(Spawned {
         run,
@@ -100,6 +135,24 @@ pub fn spawn(spec: &AppSpec, id: u32, instance: u32) -> std::io::Result<Spawned>
 }
 
 impl Run {
+    /// Queues `line` for the app's stdin (never waits: a full queue drops it, logged).
+    pub fn write_stdin(&mut self, line: String) {
+        if self.stdin_lines.is_none()
+            && let Some(stdin) = self.stdin.take()
+        {
+            let (tx, rx) = tokio::sync::mpsc::channel(STDIN_QUEUE);
+            tokio::spawn(write_lines(stdin, rx));
+            self.stdin_lines = Some(tx);
+        }
+        match &self.stdin_lines {
+            Some(lines) if lines.try_send(line).is_ok() => {}
+            _ => tracing::info!(
+                pid = self.pid,
+                "zpm send: the app's stdin is closed or not read"
+            ),
+        }
+    }
+
     fn group(&self) -> Pid {
         Pid::from_raw(self.pid.cast_signed())
     }

@@ -1,21 +1,29 @@
 //! One task per app instance owns its process: launches it, waits for it (event-driven,
-//! no polling), applies the restart policy, and obeys commands from God.
+//! no polling), applies the restart policy, and obeys commands from God. `launch` starts a
+//! run, `live` handles what a running app signals, `reload` replaces a run by a ready one.
 
-use super::child::{self, Exit, Run, parse_signal};
+mod launch;
+mod live;
+mod reload;
+
+use super::child::{Exit, parse_signal};
 use super::logs::LogHub;
 use super::policy::{Decision, RestartState};
 use super::reaper::Leaders;
 use super::record::Record;
 use super::report::Reporter;
+use super::serve::Sockets;
+use launch::Live;
 use nix::sys::signal::Signal;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zpm_proto::{AppSpec, LogStream, ProcessEventKind, ProcessStatus};
+use zpm_proto::{AppSpec, ProcessEventKind, ProcessStatus, RestartReason};
 
 /// After these the supervisor ends (`None`: God's channel to it closed).
-fn is_final(command: Option<AppCommand>) -> bool {
+fn is_final(command: Option<&AppCommand>) -> bool {
     matches!(
         command,
         None | Some(AppCommand::Delete | AppCommand::Shutdown)
@@ -23,7 +31,7 @@ fn is_final(command: Option<AppCommand>) -> bool {
 }
 
 /// What God can tell a running app to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppCommand {
     Stop,
     Restart,
@@ -33,6 +41,15 @@ pub enum AppCommand {
     Reset,
     /// The spawner is exiting (`zpm kill`): stop, report, end.
     Shutdown,
+    /// Replace the run by a new one (with this spec, if given) once that one is ready.
+    Reload {
+        token: u64,
+        spec: Option<Box<AppSpec>>,
+    },
+    /// A JSON value for the app's Node IPC channel.
+    Msg(String),
+    /// A line for the app's stdin.
+    Stdin(String),
 }
 
 enum Next {
@@ -47,11 +64,11 @@ pub struct Supervisor {
     pub instance: u32,
     pub spec: AppSpec,
     reporter: Reporter,
-    logs: Arc<LogHub>,
-    leaders: Leaders,
-    record: Record,
+    shared: Shared,
     restarts: u32,
     policy: RestartState,
+    /// A reload asked while no run was up: answered once the next run is ready or fails.
+    reload_token: Option<u64>,
 }
 
 /// What every supervisor on this spawner shares.
@@ -60,6 +77,17 @@ pub struct Shared {
     pub logs: Arc<LogHub>,
     pub leaders: Leaders,
     pub record: Record,
+    pub sockets: Sockets,
+    pub notify_dir: PathBuf,
+    pub node_preload: PathBuf,
+}
+
+/// Resolves at `at`, never when there is no deadline.
+async fn deadline(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Supervisor {
@@ -74,11 +102,10 @@ impl Supervisor {
             instance: command.instance,
             spec: command.spec,
             reporter,
-            logs: shared.logs,
-            leaders: shared.leaders,
-            record: shared.record,
+            shared,
             restarts: command.restarts,
             policy: RestartState::default(),
+            reload_token: None,
         }
     }
 
@@ -91,71 +118,105 @@ impl Supervisor {
     }
 
     pub async fn run(mut self, mut commands: mpsc::Receiver<AppCommand>) {
-        self.logs.register(self.id);
+        self.shared.logs.register(self.id);
         let mut next = Next::Launch;
         loop {
             next = match next {
                 Next::Launch => self.launch(&mut commands).await,
                 Next::Wait(delay) => self.wait_restart(delay, &mut commands).await,
-                Next::Idle => self.idle(&mut commands).await,
-                Next::Done => return,
+                Next::Idle => {
+                    self.release_sockets();
+                    self.idle(&mut commands).await
+                }
+                Next::Done => {
+                    self.release_sockets();
+                    return;
+                }
             };
         }
     }
 
+    /// No run of this instance is up or coming: sockets nobody else uses close.
+    fn release_sockets(&mut self) {
+        self.shared
+            .sockets
+            .release(&launch::app_key(&self.spec), self.id);
+        self.answer_reload(Some("the app stopped before it was ready".into()));
+    }
+
+    fn answer_reload(&mut self, error: Option<String>) {
+        if let Some(token) = self.reload_token.take() {
+            self.reporter.reloaded(token, error);
+        }
+    }
+
     async fn launch(&mut self, commands: &mut mpsc::Receiver<AppCommand>) -> Next {
-        let spawned = {
-            let mut leaders = self.leaders.lock();
-            let spawned = child::spawn(&self.spec, self.id, self.instance);
-            if let Ok(s) = &spawned {
-                leaders.insert(s.run.pid);
-            }
-            spawned
-        };
-        let mut spawned = match spawned {
-            Ok(spawned) => spawned,
+        let mut live = match self.start_run() {
+            Ok(live) => live,
             Err(e) => {
                 tracing::warn!(id = self.id, argv = ?self.spec.argv, error = %e, "spawn failed");
                 // Counted like a run, so God sees that a restart's new attempt happened.
                 self.reporter.set_restarts(self.restarts);
+                self.reporter.set_error(Some(e.clone()));
                 self.reporter.status(ProcessStatus::Errored);
+                self.answer_reload(Some(e));
                 return Next::Idle;
             }
         };
-        if let Some(out) = spawned.stdout.take() {
-            tokio::spawn(Arc::clone(&self.logs).pump(self.id, LogStream::Out, out));
-        }
-        if let Some(err) = spawned.stderr.take() {
-            tokio::spawn(Arc::clone(&self.logs).pump(self.id, LogStream::Err, err));
-        }
-        let mut run = spawned.run;
-        self.record.started(self.id, run.pid);
+        self.shared.record.started(self.id, live.run.pid);
+        let gated = live.gate == launch::Gate::Ready;
         self.reporter
-            .online(run.pid, self.restarts, run.started_at_ms);
-        let next = self.supervise(&mut run, commands).await;
-        self.record.ended(self.id);
-        self.leaders.lock().remove(&run.pid);
+            .launched(live.run.pid, self.restarts, live.run.started_at_ms, gated);
+        if live.gate == launch::Gate::None {
+            self.answer_reload(None);
+        }
+        let next = self.supervise(&mut live, commands).await;
+        self.shared.record.ended(self.id);
+        self.shared.leaders.lock().remove(&live.run.pid);
         next
     }
 
     async fn supervise(
         &mut self,
-        run: &mut Run,
+        live: &mut Live,
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Next {
         loop {
             let command = tokio::select! {
-                exit = run.wait() => {
-                    run.clear_leftovers(self.kill_signal(), self.kill_timeout()).await;
-                    return self.on_exit(run, exit);
+                exit = live.run.wait() => {
+                    live.run.clear_leftovers(self.kill_signal(), self.kill_timeout()).await;
+                    if !live.is_ready() {
+                        self.answer_reload(Some(format!("it exited ({}) before it was ready", describe_exit(&exit))));
+                    }
+                    return self.on_exit(live, exit);
+                }
+                Some(signal) = live.links.signals.recv() => {
+                    self.on_signal(live, signal);
+                    continue;
+                }
+                () = deadline(live.ready_by) => {
+                    if let Some(next) = self.on_ready_timeout(live, commands).await {
+                        return next;
+                    }
+                    continue;
+                }
+                () = deadline(live.watchdog_at) => {
+                    return self.on_watchdog_missed(live, commands).await;
                 }
                 command = commands.recv() => command,
             };
             match command {
-                Some(AppCommand::Signal(signal)) => run.signal(signal),
+                Some(AppCommand::Signal(signal)) => live.run.signal(signal),
                 Some(AppCommand::Reset) => self.reset(),
+                Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
+                Some(AppCommand::Stdin(line)) => live.run.write_stdin(line),
+                Some(AppCommand::Reload { token, spec }) => {
+                    if let Some(next) = self.reload(live, token, spec, commands).await {
+                        return next;
+                    }
+                }
                 other => {
-                    let last = self.stop(run, other, commands).await;
+                    let last = self.stop(live, other, commands).await;
                     return self.after_stop(last);
                 }
             }
@@ -169,11 +230,12 @@ impl Supervisor {
     /// earlier one. Returns the command to carry out once the run is over.
     async fn stop(
         &mut self,
-        run: &mut Run,
+        live: &mut Live,
         mut command: Option<AppCommand>,
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Option<AppCommand> {
         self.reporter.status(ProcessStatus::Stopping);
+        let run = &mut live.run;
         run.signal(self.kill_signal());
         let mut deadline = Instant::now() + self.kill_timeout();
         let mut open = command.is_some();
@@ -194,11 +256,16 @@ impl Supervisor {
                     deadline = Instant::now();
                 }
                 Some(AppCommand::Reset) => self.reset(),
-                Some(newer) if !is_final(command) => command = Some(newer),
+                Some(AppCommand::Reload { token, .. }) => {
+                    self.reporter
+                        .reloaded(token, Some("the app is stopping".into()));
+                }
+                Some(AppCommand::Msg(_) | AppCommand::Stdin(_)) => {}
+                Some(newer) if !is_final(command.as_ref()) => command = Some(newer),
                 Some(_) => {}
                 None => {
                     open = false;
-                    if !is_final(command) {
+                    if !is_final(command.as_ref()) {
                         command = None;
                     }
                 }
@@ -211,7 +278,7 @@ impl Supervisor {
 
     fn after_stop(&mut self, command: Option<AppCommand>) -> Next {
         match command {
-            Some(AppCommand::Restart) => self.restart_now(),
+            Some(AppCommand::Restart) => self.restart_now(None),
             Some(AppCommand::Stop) => {
                 self.reporter.status(ProcessStatus::Stopped);
                 Next::Idle
@@ -220,12 +287,12 @@ impl Supervisor {
         }
     }
 
-    fn on_exit(&mut self, run: &Run, exit: Exit) -> Next {
+    fn on_exit(&mut self, live: &Live, exit: Exit) -> Next {
         self.reporter
             .event(ProcessEventKind::Exit, exit.code, exit.signal.clone());
         let decision = self
             .policy
-            .on_exit(&self.spec, exit.code, run.started.elapsed());
+            .on_exit(&self.spec, exit.code, live.run.started.elapsed());
         self.reporter.set_exit(exit);
         match decision {
             Decision::Stop => {
@@ -236,21 +303,24 @@ impl Supervisor {
                 self.reporter.status(ProcessStatus::Errored);
                 Next::Idle
             }
-            Decision::Restart(delay) if delay.is_zero() => self.relaunch(),
+            Decision::Restart(delay) if delay.is_zero() => self.relaunch(None),
             Decision::Restart(delay) => Next::Wait(delay),
         }
     }
 
-    fn relaunch(&mut self) -> Next {
+    /// The next run, and why there is one when the spawner decided it (a reload, a missed
+    /// watchdog); God names its own reasons, and a crash is told by the exit.
+    fn relaunch(&mut self, reason: Option<RestartReason>) -> Next {
         self.restarts += 1;
+        self.reporter.set_reason(reason);
         self.reporter.event(ProcessEventKind::Restart, None, None);
         Next::Launch
     }
 
     /// A restart asked for by a user forgets the crash history, as PM2 does.
-    fn restart_now(&mut self) -> Next {
+    fn restart_now(&mut self, reason: Option<RestartReason>) -> Next {
         self.policy.reset();
-        self.relaunch()
+        self.relaunch(reason)
     }
 
     async fn wait_restart(
@@ -262,13 +332,14 @@ impl Supervisor {
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             let command = tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return self.relaunch(),
+                () = tokio::time::sleep_until(deadline) => return self.relaunch(None),
                 command = commands.recv() => command,
             };
             match command {
-                Some(AppCommand::Signal(_)) => {}
+                Some(AppCommand::Signal(_) | AppCommand::Msg(_) | AppCommand::Stdin(_)) => {}
                 Some(AppCommand::Reset) => self.reset(),
-                Some(AppCommand::Restart) => return self.restart_now(),
+                Some(AppCommand::Restart) => return self.restart_now(None),
+                Some(AppCommand::Reload { token, spec }) => return self.reload_idle(token, spec),
                 Some(AppCommand::Stop) => {
                     self.reporter.status(ProcessStatus::Stopped);
                     return Next::Idle;
@@ -280,12 +351,13 @@ impl Supervisor {
 
     async fn idle(&mut self, commands: &mut mpsc::Receiver<AppCommand>) -> Next {
         match commands.recv().await {
-            Some(AppCommand::Restart) => self.restart_now(),
+            Some(AppCommand::Restart) => self.restart_now(None),
+            Some(AppCommand::Reload { token, spec }) => self.reload_idle(token, spec),
             Some(AppCommand::Stop) => {
                 self.reporter.status_again();
                 Next::Idle
             }
-            Some(AppCommand::Signal(_)) => Next::Idle,
+            Some(AppCommand::Signal(_) | AppCommand::Msg(_) | AppCommand::Stdin(_)) => Next::Idle,
             Some(AppCommand::Reset) => {
                 self.reset();
                 Next::Idle
@@ -307,8 +379,17 @@ impl Supervisor {
         self.reporter.status(ProcessStatus::Stopped);
         if command == Some(AppCommand::Delete) {
             self.reporter.forget();
-            self.logs.remove(self.id);
+            self.shared.logs.remove(self.id);
         }
         Next::Done
+    }
+}
+
+/// `code 1`, `SIGKILL`.
+fn describe_exit(exit: &Exit) -> String {
+    match (&exit.signal, exit.code) {
+        (Some(signal), _) => format!("killed by {signal}"),
+        (None, Some(code)) => format!("code {code}"),
+        (None, None) => "unknown status".to_owned(),
     }
 }

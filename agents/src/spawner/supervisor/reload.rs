@@ -1,0 +1,168 @@
+//! `proc.reload`: a replacement run is started (with the new spec, if any) next to the
+//! running one, and only once it is ready is the old one stopped, gracefully. The shared
+//! sockets stay open throughout, so connections queue in the kernel and none is refused.
+//! A replacement that exits or (with `ready_strict`) is not ready in time is stopped and
+//! the old run keeps serving: a rollback, reported to God with the reason.
+
+use super::launch::{Gate, Live};
+use super::{AppCommand, Next, Supervisor, deadline, describe_exit};
+use crate::spawner::child::Exit;
+use crate::spawner::serve::RunSignal;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use zpm_proto::{AppSpec, ProcessEventKind, RestartReason};
+
+/// How waiting for a replacement ended.
+enum Replacement {
+    Ready,
+    Failed(String),
+    /// The running one exited meanwhile.
+    OldExited(Exit),
+    /// God wants the app stopped, restarted or deleted.
+    Interrupted(Option<AppCommand>),
+}
+
+impl Supervisor {
+    /// `Some` when the supervisor leaves the running state.
+    pub(super) async fn reload(
+        &mut self,
+        live: &mut Live,
+        token: u64,
+        spec: Option<Box<AppSpec>>,
+        commands: &mut mpsc::Receiver<AppCommand>,
+    ) -> Option<Next> {
+        let previous = spec.map(|spec| std::mem::replace(&mut self.spec, *spec));
+        let mut next = match self.start_run() {
+            Ok(next) => next,
+            Err(e) => {
+                self.roll_back(previous);
+                self.reporter.reloaded(token, Some(e));
+                return None;
+            }
+        };
+        match self.await_replacement(live, &mut next, commands).await {
+            Replacement::Ready => {
+                std::mem::swap(live, &mut next);
+                live.ready_by = None;
+                self.take_over(live, Gate::None);
+                self.retire(next).await;
+                self.reporter.reloaded(token, None);
+                None
+            }
+            Replacement::Failed(reason) => {
+                tracing::warn!(id = self.id, %reason, "reload rolled back");
+                self.retire(next).await;
+                self.roll_back(previous);
+                self.reporter.reloaded(token, Some(reason));
+                None
+            }
+            Replacement::OldExited(exit) => {
+                live.run
+                    .clear_leftovers(self.kill_signal(), self.kill_timeout())
+                    .await;
+                self.reporter
+                    .event(ProcessEventKind::Exit, exit.code, exit.signal.clone());
+                self.reporter.set_exit(exit);
+                std::mem::swap(live, &mut next);
+                self.shared.leaders.lock().remove(&next.run.pid);
+                let gate = live.gate;
+                self.take_over(live, gate);
+                // Answered once the new run is ready, like a first start.
+                self.reload_token = Some(token);
+                None
+            }
+            Replacement::Interrupted(command) => {
+                self.retire(next).await;
+                self.roll_back(previous);
+                self.reporter.reloaded(
+                    token,
+                    Some("interrupted by a stop, restart or delete".into()),
+                );
+                let last = self.stop(live, command, commands).await;
+                Some(self.after_stop(last))
+            }
+        }
+    }
+
+    /// A reload while no run is up is a start of the (new) spec; answered when it is ready.
+    pub(super) fn reload_idle(&mut self, token: u64, spec: Option<Box<AppSpec>>) -> Next {
+        if let Some(spec) = spec {
+            self.spec = *spec;
+        }
+        self.reload_token = Some(token);
+        self.restart_now(Some(RestartReason::Reload))
+    }
+
+    fn roll_back(&mut self, previous: Option<AppSpec>) {
+        if let Some(previous) = previous {
+            self.spec = previous;
+        }
+    }
+
+    /// `live` is now the run of this instance: recorded, counted as a restart (reason
+    /// `reload`), reported.
+    fn take_over(&mut self, live: &Live, gate: Gate) {
+        self.shared.record.started(self.id, live.run.pid);
+        self.restarts += 1;
+        self.reporter.set_reason(Some(RestartReason::Reload));
+        self.reporter.event(ProcessEventKind::Restart, None, None);
+        self.reporter.launched(
+            live.run.pid,
+            self.restarts,
+            live.run.started_at_ms,
+            gate == Gate::Ready,
+        );
+    }
+
+    async fn await_replacement(
+        &mut self,
+        live: &mut Live,
+        next: &mut Live,
+        commands: &mut mpsc::Receiver<AppCommand>,
+    ) -> Replacement {
+        if next.gate == Gate::None {
+            return Replacement::Ready;
+        }
+        loop {
+            tokio::select! {
+                exit = next.run.wait() => {
+                    return Replacement::Failed(format!("the new run exited ({}) before it was ready", describe_exit(&exit)));
+                }
+                exit = live.run.wait() => return Replacement::OldExited(exit),
+                Some(signal) = next.links.signals.recv() => match signal {
+                    RunSignal::Ready(_) if next.gate == Gate::Ready => return Replacement::Ready,
+                    RunSignal::Listening if next.gate == Gate::Listening => return Replacement::Ready,
+                    other => self.on_signal(next, other),
+                },
+                Some(signal) = live.links.signals.recv() => self.on_signal(live, signal),
+                () = deadline(next.ready_by) => {
+                    let timeout = self.spec.ready.timeout_ms;
+                    if self.spec.ready.strict && next.gate == Gate::Ready {
+                        return Replacement::Failed(format!("the new run was not ready within {timeout} ms (ready_strict)"));
+                    }
+                    return Replacement::Ready;
+                }
+                command = commands.recv() => match command {
+                    Some(AppCommand::Signal(signal)) => live.run.signal(signal),
+                    Some(AppCommand::Reset) => self.reset(),
+                    Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
+                    Some(AppCommand::Stdin(line)) => live.run.write_stdin(line),
+                    Some(AppCommand::Reload { token, .. }) => {
+                        self.reporter.reloaded(token, Some("a reload of this instance is already under way".into()));
+                    }
+                    other => return Replacement::Interrupted(other),
+                },
+            }
+        }
+    }
+
+    /// Stops a run that is no longer the instance's: its kill signal, SIGKILL for the
+    /// group after kill_timeout.
+    async fn retire(&self, mut old: Live) {
+        old.run.signal(self.kill_signal());
+        let deadline = Instant::now() + self.kill_timeout();
+        old.run.wait_or_kill(deadline).await;
+        old.run.clear_group(deadline).await;
+        self.shared.leaders.lock().remove(&old.run.pid);
+    }
+}

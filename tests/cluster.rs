@@ -1,0 +1,285 @@
+//! Cluster mode, readiness and zero-downtime reload (issue 7): shared sockets held by the
+//! spawner (socket activation), Node's `listen(port)` unchanged, every readiness
+//! mechanism, reload under load with 0 failed requests, and rollback.
+
+use crate::harness::{Zpm, poll, status};
+use serde_json::Value;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A Python HTTP server on the inherited socket (fd 3) that answers with its pid; it
+/// says READY=1 when it has a NOTIFY_SOCKET (unless `NOT_READY` is set) and finishes
+/// requests in flight on SIGTERM.
+const PY_SERVER: &str = r#"
+import http.server, os, signal, socket, sys, threading, time
+assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not my pid"
+assert os.environ["LISTEN_FDS"] == "1"
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(0.3)
+        body = str(os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
+server.daemon_threads = False
+server.socket.close()
+server.socket = socket.socket(fileno=3)
+signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
+if "NOTIFY_SOCKET" in os.environ and "NOT_READY" not in os.environ:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"STATUS=serving\nREADY=1", os.environ["NOTIFY_SOCKET"])
+print("serving", flush=True)
+server.serve_forever()
+server.server_close()
+"#;
+
+/// A Node HTTP server, unchanged PM2 style: `listen(port)` on a fixed port.
+const NODE_SERVER: &str = r#"
+const http = require('http');
+const port = Number(process.env.PORT);
+http.createServer((req, res) => res.end(String(process.pid))).listen(port, () => {
+  if (process.env.SEND_READY) process.send('ready');
+});
+"#;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request on a new connection: the body, or why it failed.
+pub fn get(port: u16, path: &str) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
+        {
+            Ok(body.to_owned())
+        }
+        _ => Err(format!("bad response {response:?}")),
+    }
+}
+
+/// Pids answering on `port`, polled until `n` distinct ones were seen.
+fn pids_serving(port: u16, n: usize) -> std::collections::BTreeSet<u32> {
+    let mut seen = std::collections::BTreeSet::new();
+    poll(&format!("{n} pids answering on {port}"), || {
+        if let Ok(body) = get(port, "/") {
+            seen.insert(body.trim().parse::<u32>().unwrap());
+        }
+        (seen.len() >= n).then(|| seen.clone())
+    })
+}
+
+fn pids(rows: &[Value], name: &str) -> Vec<u32> {
+    rows.iter()
+        .filter(|r| r["name"] == name)
+        .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
+        .collect()
+}
+
+fn start_py(zpm: &Zpm, name: &str, port: u16, extra: &[&str]) {
+    let script = zpm.script(&format!("{name}.py"), PY_SERVER);
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "start",
+        script.to_str().unwrap(),
+        "--name",
+        name,
+        "--listen",
+        &listen,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--", &zpm.marker]);
+    zpm.ok(&args);
+}
+
+#[test]
+fn node_http_server_unchanged_shares_one_port_with_i_2() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("http.js", NODE_SERVER);
+    let port_text = port.to_string();
+    let out = zpm
+        .cmd()
+        .args(["start", script.to_str().unwrap(), "-i", "2", "--env-var"])
+        .arg(format!("PORT={port_text}"))
+        .args(["--", &zpm.marker])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        zpm.daemon_logs()
+    );
+    let rows = zpm.wait_ls("both online", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| status(r) == "online")
+    });
+    let expected: std::collections::BTreeSet<u32> = pids(&rows, "http").into_iter().collect();
+    assert_eq!(
+        pids_serving(port, 2),
+        expected,
+        "requests answered by both instances"
+    );
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["restarts"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(0), Some(0)],
+        "no EADDRINUSE crash"
+    );
+}
+
+#[test]
+fn python_on_the_inherited_fd_with_four_instances_and_sd_notify() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    start_py(&zpm, "py", port, &["-i", "4", "--wait-ready"]);
+    let rows = zpm.ls();
+    assert!(
+        rows.iter().all(|r| status(r) == "online"),
+        "start returned once all were ready: {rows:?}"
+    );
+    let expected: std::collections::BTreeSet<u32> = pids(&rows, "py").into_iter().collect();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(pids_serving(port, 4), expected);
+    let described = zpm.ok(&["describe", "py"]);
+    assert!(described.contains("serving"), "STATUS= shown: {described}");
+}
+
+#[test]
+fn a_taken_port_fails_the_start_and_starts_nothing() {
+    let zpm = Zpm::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let script = zpm.script("s.py", PY_SERVER);
+    let listen = format!("127.0.0.1:{port}");
+    let err = zpm.fails(&[
+        "start",
+        script.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "-i",
+        "2",
+        "--",
+        &zpm.marker,
+    ]);
+    assert!(
+        err.contains(&format!("cannot bind 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.contains("nothing was started"), "{err}");
+    assert!(zpm.ls().is_empty(), "nothing half-started");
+}
+
+#[test]
+fn reload_under_load_fails_no_request_and_replaces_every_pid() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    start_py(&zpm, "web", port, &["-i", "4", "--wait-ready"]);
+    let before = pids(&zpm.ls(), "web");
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match get(port, "/slow") {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let started = Instant::now();
+    zpm.ok(&["reload", "web"]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the reload: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 0, "the client ran during the reload ({took:?})");
+    let rows = zpm.ls();
+    let after = pids(&rows, "web");
+    assert_eq!(after.len(), 4);
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "every pid replaced: {before:?} → {after:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| status(r) == "online" && r["restarts"] == 1),
+        "{rows:?}"
+    );
+    let described = zpm.ok(&["describe", "web"]);
+    assert!(
+        described.contains("reloaded"),
+        "reason recorded: {described}"
+    );
+}
+
+#[test]
+fn a_replacement_that_never_gets_ready_is_rolled_back() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("web.py", PY_SERVER);
+    let file = zpm.path("web.json");
+    let spec = |extra_env: &str| {
+        format!(
+            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "instances": 2, "listen": ["127.0.0.1:{port}"],
+               "wait_ready": true, "ready_strict": true, "listen_timeout": 1000, "env": {{"X": "1"{extra_env}}}}}]}}"#,
+            script.display(),
+            zpm.marker
+        )
+    };
+    std::fs::write(&file, spec("")).unwrap();
+    zpm.ok(&["start", file.to_str().unwrap()]);
+    let before = pids(&zpm.ls(), "web");
+    std::fs::write(&file, spec(r#", "NOT_READY": "1""#)).unwrap();
+    let err = zpm.fails(&["reload", file.to_str().unwrap()]);
+    assert!(err.contains("not ready within 1000 ms"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(
+        err.contains("not reloaded"),
+        "the second instance was left alone: {err}"
+    );
+    let rows = zpm.ls();
+    assert_eq!(pids(&rows, "web"), before, "old pids kept");
+    let serving = pids_serving(port, 2);
+    assert_eq!(
+        serving.into_iter().collect::<Vec<_>>(),
+        {
+            let mut b = before.clone();
+            b.sort_unstable();
+            b
+        },
+        "old pids still serve"
+    );
+}
