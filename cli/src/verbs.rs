@@ -1,9 +1,9 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, LogArgs, SaveArgs, StartArgs, TargetArgs};
+use crate::cli::{Command, LogArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{LogDraft, StartOptions, resolve_start};
+use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, resolve_start};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -153,7 +153,25 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         env_name: args.env_name.clone(),
         args: args.args.clone(),
         logs: log_options(&args.logs),
+        serving: serving_options(&args.serving),
     })
+}
+
+fn serving_options(args: &ServingArgs) -> ServingDraft {
+    ServingDraft {
+        listen: args.listen.clone(),
+        exec_mode: args.exec_mode,
+        wait_ready: args.wait_ready.then_some(true),
+        listen_timeout_ms: args.listen_timeout,
+        ready_strict: args.ready_strict.then_some(true),
+        ready_http: args.ready_http.clone(),
+        ready_tcp: args.ready_tcp.clone(),
+        ready_cmd: args.ready_cmd.clone(),
+        ready_log: args.ready_log.clone(),
+        watchdog_ms: args.watchdog_sec,
+        instance_var: args.instance_var.clone(),
+        increment_var: args.increment_var.clone(),
+    }
 }
 
 fn log_options(args: &LogArgs) -> LogDraft {
@@ -264,6 +282,18 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.logs.time, "--time"),
         (args.logs.log_date_format.is_some(), "--log-date-format"),
         (args.logs.log_type.is_some(), "--log-type"),
+        (!args.serving.listen.is_empty(), "--listen"),
+        (args.serving.exec_mode.is_some(), "--exec-mode"),
+        (args.serving.wait_ready, "--wait-ready"),
+        (args.serving.listen_timeout.is_some(), "--listen-timeout"),
+        (args.serving.ready_strict, "--ready-strict"),
+        (args.serving.ready_http.is_some(), "--ready-http"),
+        (args.serving.ready_tcp.is_some(), "--ready-tcp"),
+        (args.serving.ready_cmd.is_some(), "--ready-cmd"),
+        (args.serving.ready_log.is_some(), "--ready-log"),
+        (args.serving.watchdog_sec.is_some(), "--watchdog-sec"),
+        (args.serving.instance_var.is_some(), "--instance-var"),
+        (args.serving.increment_var.is_some(), "--increment-var"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()
@@ -384,6 +414,7 @@ async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser as _;
+    use zpm_proto::ready::ExecMode;
 
     fn start_args(words: &[&str]) -> StartArgs {
         let cli = crate::cli::Cli::try_parse_from(["zpm", "start"].iter().chain(words)).unwrap();
@@ -410,5 +441,126 @@ mod tests {
             ["--log", "--merge-logs", "--log-type"]
         );
         assert!(new_app_options(&start_args(&["api"])).is_empty());
+    }
+
+    #[test]
+    fn serving_flags_shape_a_new_app() {
+        let args = start_args(&[
+            "server.js",
+            "--listen",
+            "8000",
+            "--listen=unix:app.sock",
+            "--exec-mode",
+            "cluster_mode",
+            "--wait-ready",
+            "--listen-timeout",
+            "5s",
+            "--ready-strict",
+            "--ready-http",
+            "http://127.0.0.1:8000/health",
+            "--ready-tcp",
+            "8000",
+            "--ready-cmd",
+            "curl -fs localhost:8000",
+            "--ready-log",
+            "^listening",
+            "--watchdog-sec",
+            "1.5",
+            "--instance-var",
+            "INSTANCE_ID",
+            "--increment-var",
+            "PORT",
+        ]);
+        assert_eq!(
+            new_app_options(&args),
+            [
+                "--listen",
+                "--exec-mode",
+                "--wait-ready",
+                "--listen-timeout",
+                "--ready-strict",
+                "--ready-http",
+                "--ready-tcp",
+                "--ready-cmd",
+                "--ready-log",
+                "--watchdog-sec",
+                "--instance-var",
+                "--increment-var"
+            ]
+        );
+        let serving = start_options(&args).unwrap().serving;
+        assert_eq!(serving.listen, ["8000", "unix:app.sock"]);
+        assert_eq!(serving.exec_mode, Some(ExecMode::Cluster));
+        assert_eq!(
+            (serving.wait_ready, serving.ready_strict),
+            (Some(true), Some(true))
+        );
+        assert_eq!(
+            (serving.listen_timeout_ms, serving.watchdog_ms),
+            (Some(5000), Some(1500))
+        );
+        assert_eq!(
+            serving.ready_http.as_deref(),
+            Some("http://127.0.0.1:8000/health")
+        );
+        assert_eq!(
+            (serving.ready_tcp.as_deref(), serving.ready_log.as_deref()),
+            (Some("8000"), Some("^listening"))
+        );
+        assert_eq!(
+            serving.ready_cmd.as_deref(),
+            Some("curl -fs localhost:8000")
+        );
+        assert_eq!(
+            (
+                serving.instance_var.as_deref(),
+                serving.increment_var.as_deref()
+            ),
+            (Some("INSTANCE_ID"), Some("PORT"))
+        );
+        let plain = start_options(&start_args(&["server.js"])).unwrap().serving;
+        assert!(plain.listen.is_empty() && plain.exec_mode.is_none());
+        assert_eq!((plain.wait_ready, plain.ready_strict), (None, None));
+        assert_eq!(
+            start_options(&start_args(&["s.js", "--watchdog-sec", "500ms"]))
+                .unwrap()
+                .serving
+                .watchdog_ms,
+            Some(500)
+        );
+    }
+
+    fn parse_error(words: &[&str]) -> String {
+        let error = crate::cli::Cli::try_parse_from(["zpm"].iter().chain(words)).unwrap_err();
+        error.to_string()
+    }
+
+    #[test]
+    fn bad_serving_flags_say_why() {
+        for (words, expected) in [
+            (
+                &["start", "s.js", "--exec-mode", "threads"][..],
+                r#"invalid value 'threads' for '--exec-mode <MODE>': "threads" is not an exec mode: `fork` or `cluster`"#,
+            ),
+            (
+                &["start", "s.js", "--listen-timeout", "soon"],
+                r#"invalid value 'soon' for '--listen-timeout <MS>': invalid duration "soon""#,
+            ),
+            (
+                &["start", "s.js", "--watchdog-sec=-1"],
+                "invalid value '-1' for '--watchdog-sec <SECONDS>'",
+            ),
+            (
+                &["start", "s.js", "--ready-log", ""],
+                "a value is required for '--ready-log <REGEX>' but none was supplied",
+            ),
+            (
+                &["start", "s.js", "--listen", ""],
+                "a value is required for '--listen <ADDR>' but none was supplied",
+            ),
+        ] {
+            let error = parse_error(words);
+            assert!(error.contains(expected), "{words:?}: {error}");
+        }
     }
 }
