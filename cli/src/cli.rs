@@ -45,6 +45,10 @@ pub enum Command {
     Stop(TargetArgs),
     /// Restart apps (ids, names, namespaces or `all`).
     Restart(TargetArgs),
+    /// Replace each instance of apps (ids, names, namespaces or `all`) by a new run that is
+    /// started and ready before the old one stops; or, given an ecosystem file, reload the
+    /// apps whose settings changed, start the new ones and leave the others alone.
+    Reload(ReloadArgs),
     /// Zero the restart counters of apps (ids, names, namespaces or `all`), like `pm2 reset`.
     Reset(TargetArgs),
     /// Stop and forget apps (ids, names, namespaces or `all`).
@@ -68,6 +72,34 @@ pub enum Command {
         /// App ids, names, namespaces or `all`.
         #[arg(required = true, value_name = "TARGET")]
         target: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a JSON value to apps' Node IPC channel (`process.on('message')`), e.g.
+    /// `zpm msg api '{"cache":"flush"}'`.
+    Msg {
+        /// An app id, name, namespace or `all`.
+        target: String,
+        /// The value, as JSON text (sent as written).
+        #[arg(value_name = "JSON", allow_hyphen_values = true)]
+        message: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a line to apps' stdin, like `pm2 send`: the words joined by one space.
+    Send {
+        /// An app id, name, namespace or `all`.
+        target: String,
+        /// The line; everything after TARGET is part of it.
+        #[arg(
+            required = true,
+            value_name = "LINE",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        words: Vec<String>,
+        /// Print JSON instead of a table (put it before TARGET).
         #[arg(long)]
         json: bool,
     },
@@ -172,6 +204,24 @@ pub struct TargetArgs {
     /// App ids, app names, namespaces, or `all`.
     #[arg(required = true, value_name = "TARGET")]
     pub target: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    /// App ids, app names, namespaces or `all`; or one ecosystem file.
+    #[arg(required = true, value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// How many instances of an app are replaced at once.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32)
+              .range(1..=i64::from(zpm_proto::validate::MAX_INSTANCES)))]
+    pub parallel: u32,
+    /// With an ecosystem file: use its `env_<NAME>` block, as `zpm start` does.
+    #[arg(long = "env", value_name = "NAME")]
+    pub env_name: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -1,19 +1,21 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, LogArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
+use crate::cli::{Command, LogArgs, ReloadArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, resolve_start};
+use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, is_ecosystem_file, resolve_start};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use zpm_host::home::Home;
-use zpm_proto::ProcessInfo;
-use zpm_proto::commands::{SaveParams, Scale, SignalApps, StartApps, Target};
+use zpm_proto::commands::{
+    MsgApps, ReloadApps, SaveParams, Scale, SendLine, SignalApps, StartApps, Target,
+};
 use zpm_proto::method::{agent, app, god};
 use zpm_proto::validate;
+use zpm_proto::{AppSpec, ProcessInfo};
 use zpm_rpc::{CallError, Client, ErrorCode, Method, NoParams};
 
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
@@ -23,7 +25,16 @@ pub(crate) async fn call<M: Method>(
     client: &Client,
     params: &M::Params,
 ) -> anyhow::Result<M::Output> {
-    match client.call_method::<M>(params, VERB_TIMEOUT).await {
+    call_within::<M>(client, params, VERB_TIMEOUT).await
+}
+
+/// [`call`] with its own deadline, for a verb that may take longer than God's usual ones.
+async fn call_within<M: Method>(
+    client: &Client,
+    params: &M::Params,
+    timeout: Duration,
+) -> anyhow::Result<M::Output> {
+    match client.call_method::<M>(params, timeout).await {
         Ok(result) => Ok(result),
         Err(CallError::Remote(e)) => bail!("{}", e.message),
         Err(e) => Err(e).with_context(|| format!("calling {}", M::NAME)),
@@ -39,6 +50,17 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
+        Command::Reload(args) => reload(home, args).await,
+        Command::Msg {
+            target,
+            message,
+            json,
+        } => touch::<app::Msg>(home, &msg_request(target, message)?, json).await,
+        Command::Send {
+            target,
+            words,
+            json,
+        } => touch::<app::Send>(home, &send_request(target, &words), json).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
         Command::Logs(args) => crate::logs::run(home, args, remote).await,
@@ -112,6 +134,16 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
             unreachable!("handled before a runtime is built")
         }
     }
+}
+
+/// A verb that is one call answered by the rows it touched.
+async fn touch<M>(home: &Home, params: &M::Params, json: bool) -> anyhow::Result<()>
+where
+    M: Method<Output = Vec<ProcessInfo>>,
+{
+    let (client, _) = ensure_daemon(home).await?;
+    let rows = call::<M>(&client, params).await?;
+    show_after(&client, &rows, json).await
 }
 
 /// After a verb: JSON of the rows it touched, or the whole table as PM2 shows it.
@@ -304,17 +336,146 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
 /// Starts a new app from a script, command or ecosystem file.
 async fn start_new(home: &Home, target: &str, args: &StartArgs, cwd: &Path) -> anyhow::Result<()> {
     let options = start_options(args)?;
+    let apps = StartApps {
+        apps: resolve_new(target, &options, cwd)?,
+    };
+    let (client, _) = ensure_daemon(home).await?;
+    let rows = call::<app::Start>(&client, &apps).await?;
+    show_after(&client, &rows, args.json).await
+}
+
+/// The apps `zpm start TARGET` runs, resolved and checked on this machine; warnings are
+/// printed on stderr. `zpm reload FILE` reads its file with this too.
+fn resolve_new(target: &str, options: &StartOptions, cwd: &Path) -> anyhow::Result<Vec<AppSpec>> {
     let cli_env: BTreeMap<String, String> = std::env::vars().collect();
-    let resolved = resolve_start(target, &options, &cli_env, cwd)?;
+    let resolved = resolve_start(target, options, &cli_env, cwd)?;
     for warning in &resolved.warnings {
         eprintln!("zpm: warning: {warning}");
     }
+    Ok(resolved.apps)
+}
+
+/// `zpm reload TARGET…` or `zpm reload FILE`: the file is read exactly as `zpm start FILE`
+/// reads it and its apps sent whole; God decides which changed.
+async fn reload(home: &Home, args: ReloadArgs) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let params = reload_request(&args, &cwd, resolve_new)?;
     let (client, _) = ensure_daemon(home).await?;
-    let apps = StartApps {
-        apps: resolved.apps,
+    let timeout = if params.apps.is_empty() {
+        let running = call::<app::Describe>(&client, &params.targets).await?;
+        reload_timeout(running.iter().map(|app| (&app.spec, 1)), params.parallel)
+    } else {
+        reload_timeout(
+            params.apps.iter().map(|spec| (spec, spec.instances)),
+            params.parallel,
+        )
     };
-    let rows = call::<app::Start>(&client, &apps).await?;
+    let rows = call_within::<app::Reload>(&client, &params, timeout).await?;
     show_after(&client, &rows, args.json).await
+}
+
+/// `app.reload`'s params: one ecosystem file → its apps (read by `read_file`, given the
+/// file and `--env`), no targets; else the targets.
+fn reload_request(
+    args: &ReloadArgs,
+    cwd: &Path,
+    read_file: impl FnOnce(&str, &StartOptions, &Path) -> anyhow::Result<Vec<AppSpec>>,
+) -> anyhow::Result<ReloadApps> {
+    if let [target] = args.target.as_slice()
+        && is_ecosystem_file(target, cwd)
+    {
+        let options = StartOptions {
+            env_name: args.env_name.clone(),
+            ..StartOptions::default()
+        };
+        return Ok(ReloadApps {
+            targets: Target::default(),
+            parallel: args.parallel,
+            apps: read_file(target, &options, cwd)?,
+        });
+    }
+    if let Some(file) = args.target.iter().find(|t| is_ecosystem_file(t, cwd)) {
+        bail!(
+            "zpm reload takes one ecosystem file ({file:?}) on its own, or app ids, names and \
+             namespaces"
+        );
+    }
+    if let Some(name) = &args.env_name {
+        bail!(
+            "--env {name} selects the env_{name} block of an ecosystem file: zpm reload FILE \
+             --env {name}"
+        );
+    }
+    Ok(ReloadApps {
+        targets: Target::new(args.target.clone()),
+        parallel: args.parallel,
+        apps: Vec::new(),
+    })
+}
+
+/// Room per replaced instance beyond its ready timeout and its old run's kill_timeout.
+const RELOAD_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long to wait for `app.reload`: every app's instances replaced `parallel` at a time,
+/// one app after another, each replacement up to its ready timeout plus the old run's
+/// kill_timeout plus [`RELOAD_MARGIN`]; never less than [`VERB_TIMEOUT`]. `instances` are
+/// (spec, instances) pairs; pairs of the same app add up.
+fn reload_timeout<'a>(
+    instances: impl IntoIterator<Item = (&'a AppSpec, u32)>,
+    parallel: u32,
+) -> Duration {
+    let mut apps: BTreeMap<(&str, &str), (&AppSpec, u32)> = BTreeMap::new();
+    for (spec, count) in instances {
+        let entry = apps
+            .entry((spec.namespace.as_str(), spec.name.as_str()))
+            .or_insert((spec, 0));
+        entry.1 = entry.1.saturating_add(count);
+    }
+    let margin = u64::try_from(RELOAD_MARGIN.as_millis()).unwrap_or(u64::MAX);
+    let ms = apps
+        .values()
+        .map(|(spec, count)| {
+            let rounds = u64::from(count.div_ceil(parallel.max(1)));
+            let ready = if spec.ready.gated() {
+                spec.ready.timeout_ms
+            } else {
+                0
+            };
+            let each = ready
+                .saturating_add(spec.kill_timeout_ms)
+                .saturating_add(margin);
+            rounds.saturating_mul(each)
+        })
+        .fold(0, u64::saturating_add);
+    Duration::from_millis(ms).max(VERB_TIMEOUT)
+}
+
+/// `app.msg`'s params: the JSON checked here, sent as written.
+fn msg_request(target: String, message: String) -> anyhow::Result<MsgApps> {
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&message) {
+        let shown: String = message.chars().take(200).collect();
+        let more = if shown.len() < message.len() {
+            "…"
+        } else {
+            ""
+        };
+        bail!(
+            "the message is not valid JSON: {e}: {shown:?}{more} (quote it for the shell, e.g. \
+             zpm msg api '{{\"cache\": \"flush\"}}')"
+        );
+    }
+    Ok(MsgApps {
+        targets: Target::new(vec![target]),
+        json: message,
+    })
+}
+
+/// `app.send`'s params: the words joined by one space, as `pm2 send` does.
+fn send_request(target: String, words: &[String]) -> SendLine {
+    SendLine {
+        targets: Target::new(vec![target]),
+        line: words.join(" "),
+    }
 }
 
 async fn lifecycle<M>(home: &Home, t: TargetArgs) -> anyhow::Result<()>
@@ -558,9 +719,178 @@ mod tests {
                 &["start", "s.js", "--listen", ""],
                 "a value is required for '--listen <ADDR>' but none was supplied",
             ),
+            (
+                &["reload", "api", "--parallel", "0"],
+                "invalid value '0' for '--parallel <N>': 0 is not in 1..=1024",
+            ),
+            (
+                &["send", "api"],
+                "the following required arguments were not provided",
+            ),
         ] {
             let error = parse_error(words);
             assert!(error.contains(expected), "{words:?}: {error}");
         }
+    }
+
+    fn command(words: &[&str]) -> Command {
+        crate::cli::Cli::try_parse_from(["zpm"].iter().chain(words))
+            .unwrap()
+            .command
+    }
+
+    fn reload_args(words: &[&str]) -> ReloadArgs {
+        match command(&[&["reload"], words].concat()) {
+            Command::Reload(args) => args,
+            other => panic!("not reload: {other:?}"),
+        }
+    }
+
+    fn no_file(_: &str, _: &StartOptions, _: &Path) -> anyhow::Result<Vec<AppSpec>> {
+        panic!("no ecosystem file here")
+    }
+
+    #[test]
+    fn reload_sends_targets_and_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = reload_request(&reload_args(&["api"]), dir.path(), no_file).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "parallel": 1})
+        );
+        let args = reload_args(&["api", "3", "web", "--parallel", "2"]);
+        let params = reload_request(&args, dir.path(), no_file).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"targets": ["api", "3", "web"], "parallel": 2})
+        );
+        let args = reload_args(&["api", "--env", "production"]);
+        let error = reload_request(&args, dir.path(), no_file).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--env production selects the env_production block of an ecosystem file: zpm \
+             reload FILE --env production"
+        );
+    }
+
+    #[test]
+    fn reload_of_an_ecosystem_file_sends_its_apps_as_start_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join("server.js"), "").unwrap();
+        std::fs::write(
+            dir.join("ecosystem.json"),
+            r#"{"apps": [{"name": "web", "script": "server.js", "instances": 2,
+                "exec_mode": "cluster", "env": {"MODE": "dev"}, "env_production": {"MODE": "prod"}},
+               {"name": "api", "script": "server.js", "listen": 8000, "wait_ready": true}]}"#,
+        )
+        .unwrap();
+        let args = reload_args(&["ecosystem.json", "--env", "production", "--parallel", "2"]);
+        let params = reload_request(&args, dir, resolve_new).unwrap();
+        assert_eq!(params.targets, Target::default());
+        assert_eq!(params.parallel, 2);
+        let cli_env = std::env::vars().collect();
+        let options = StartOptions {
+            env_name: Some("production".into()),
+            ..StartOptions::default()
+        };
+        let started = resolve_start("ecosystem.json", &options, &cli_env, dir).unwrap();
+        assert_eq!(params.apps, started.apps, "the apps zpm start would start");
+        assert_eq!(params.apps[0].env["MODE"], "prod");
+        assert_eq!(params.apps[0].exec_mode, ExecMode::Cluster);
+        assert_eq!(params.apps[1].listen, ["8000"]);
+        let wire = serde_json::to_value(&params).unwrap();
+        assert!(wire.get("target").is_none() && wire.get("targets").is_none());
+        let error = reload_request(&reload_args(&["ecosystem.json", "api"]), dir, resolve_new);
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "zpm reload takes one ecosystem file (\"ecosystem.json\") on its own, or app ids, \
+             names and namespaces"
+        );
+        std::fs::write(
+            dir.join("bad.json"),
+            r#"{"apps": [{"name": "w", "script": "server.js", "listen": "abc"}]}"#,
+        )
+        .unwrap();
+        let error = reload_request(&reload_args(&["bad.json"]), dir, resolve_new).unwrap_err();
+        assert!(
+            format!("{error:#}").starts_with(r#"bad.json: app "w": invalid listen address "abc""#),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn reload_waits_for_every_replacement() {
+        let mut spec = AppSpec::new("api", vec!["/bin/true".into()], "/");
+        assert_eq!(reload_timeout([(&spec, 4)], 1), VERB_TIMEOUT, "the floor");
+        spec.ready.wait_ready = true;
+        spec.ready.timeout_ms = 20_000;
+        spec.kill_timeout_ms = 5_000;
+        // 35 s per replacement, 4 rounds one at a time; 2 rounds two at a time.
+        assert_eq!(reload_timeout([(&spec, 4)], 1), Duration::from_secs(140));
+        assert_eq!(reload_timeout([(&spec, 4)], 2), Duration::from_secs(70));
+        let one = [(&spec, 1), (&spec, 1), (&spec, 1), (&spec, 1)];
+        assert_eq!(
+            reload_timeout(one, 1),
+            Duration::from_secs(140),
+            "described instances of one app add up"
+        );
+        let mut other = AppSpec::new("web", vec!["/bin/true".into()], "/");
+        other.kill_timeout_ms = 30_000;
+        assert_eq!(
+            reload_timeout([(&spec, 1), (&other, 1)], 1),
+            Duration::from_secs(35 + 40),
+            "apps one after another; no gate: kill_timeout and the margin only"
+        );
+    }
+
+    #[test]
+    fn msg_checks_the_json_and_sends_it_as_written() {
+        let params = msg_request("api".into(), r#"{ "cache" : "flush" }"#.into()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "json": r#"{ "cache" : "flush" }"#})
+        );
+        let error = msg_request("api".into(), "{cache: flush}".into()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the message is not valid JSON: key must be a string at line 1 column 2: \
+             \"{cache: flush}\" (quote it for the shell, e.g. zpm msg api '{\"cache\": \"flush\"}')"
+        );
+        let long = format!("[{}", "1,".repeat(300));
+        let error = msg_request("api".into(), long).unwrap_err().to_string();
+        assert!(error.contains("1,1\"…"), "{error}");
+        match command(&["msg", "3", "-1", "--json"]) {
+            Command::Msg {
+                target,
+                message,
+                json,
+            } => assert_eq!((target.as_str(), message.as_str(), json), ("3", "-1", true)),
+            other => panic!("not msg: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn send_joins_the_words_with_one_space() {
+        let Command::Send {
+            target,
+            words,
+            json,
+        } = command(&["send", "--json", "api", "reload", "-v", "--all"])
+        else {
+            panic!("not send")
+        };
+        assert!(json);
+        assert_eq!(words, ["reload", "-v", "--all"]);
+        let params = send_request(target, &words);
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "line": "reload -v --all"})
+        );
+        let Command::Send { words, json, .. } = command(&["send", "api", "a  b", "c"]) else {
+            panic!("not send")
+        };
+        assert!(!json);
+        assert_eq!(send_request("api".into(), &words).line, "a  b c");
     }
 }

@@ -61,6 +61,12 @@ pub struct Resolved {
     pub warnings: Vec<String>,
 }
 
+/// An existing file whose name says it is an ecosystem file (`.json`, `.yaml`, `.toml`,
+/// `ecosystem*.js`, `*.config.js`), relative to `cwd`.
+pub fn is_ecosystem_file(target: &str, cwd: &Path) -> bool {
+    load::is_ecosystem_file(target, cwd)
+}
+
 /// `target` is what followed `zpm start`. `cli_env` is the CLI's own environment, `cwd` the CLI's cwd.
 pub fn resolve_start(
     target: &str,
