@@ -1,8 +1,10 @@
 //! The command-line grammar (clap). Verbs and options mirror PM2's.
 
-use crate::ecosystem::{parse_duration_ms, parse_env_pair};
+use crate::ecosystem::{parse_duration_ms, parse_env_pair, parse_seconds_ms};
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use zpm_proto::ready::ExecMode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +45,10 @@ pub enum Command {
     Stop(TargetArgs),
     /// Restart apps (ids, names, namespaces or `all`).
     Restart(TargetArgs),
+    /// Replace each instance of apps (ids, names, namespaces or `all`) by a new run that is
+    /// started and ready before the old one stops; or, given an ecosystem file, reload the
+    /// apps whose settings changed, start the new ones and leave the others alone.
+    Reload(ReloadArgs),
     /// Zero the restart counters of apps (ids, names, namespaces or `all`), like `pm2 reset`.
     Reset(TargetArgs),
     /// Stop and forget apps (ids, names, namespaces or `all`).
@@ -66,6 +72,34 @@ pub enum Command {
         /// App ids, names, namespaces or `all`.
         #[arg(required = true, value_name = "TARGET")]
         target: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a JSON value to apps' Node IPC channel (`process.on('message')`), e.g.
+    /// `zpm msg api '{"cache":"flush"}'`.
+    Msg {
+        /// An app id, name, namespace or `all`.
+        target: String,
+        /// The value, as JSON text (sent as written).
+        #[arg(value_name = "JSON", allow_hyphen_values = true)]
+        message: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a line to apps' stdin, like `pm2 send`: the words joined by one space.
+    Send {
+        /// An app id, name, namespace or `all`.
+        target: String,
+        /// The line; everything after TARGET is part of it.
+        #[arg(
+            required = true,
+            value_name = "LINE",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        words: Vec<String>,
+        /// Print JSON instead of a table (put it before TARGET).
         #[arg(long)]
         json: bool,
     },
@@ -170,6 +204,24 @@ pub struct TargetArgs {
     /// App ids, app names, namespaces, or `all`.
     #[arg(required = true, value_name = "TARGET")]
     pub target: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    /// App ids, app names, namespaces or `all`; or one ecosystem file.
+    #[arg(required = true, value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// How many instances of an app are replaced at once.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32)
+              .range(1..=i64::from(zpm_proto::validate::MAX_INSTANCES)))]
+    pub parallel: u32,
+    /// With an ecosystem file: use its `env_<NAME>` block, as `zpm start` does.
+    #[arg(long = "env", value_name = "NAME")]
+    pub env_name: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -285,6 +337,8 @@ pub struct StartArgs {
     pub env_name: Option<String>,
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub serving: ServingArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -319,6 +373,63 @@ pub struct LogArgs {
     /// `raw` (the bytes as written; the default) or `json` (one JSON object per line).
     #[arg(long, value_name = "TYPE", value_parser = parse_log_type)]
     pub log_type: Option<zpm_proto::logfiles::LogFormat>,
+}
+
+/// How a new app serves (`zpm start`): shared sockets, exec mode, readiness, per-instance
+/// variables. Each has the ecosystem key of the same name with `_` for `-`.
+#[derive(Args, Debug, Default)]
+pub struct ServingArgs {
+    /// Bind ADDR once and hand the socket to every instance (systemd socket activation;
+    /// a Node app in cluster mode gets it for its listen()): PORT, HOST:PORT, [IPV6]:PORT
+    /// or unix:PATH (relative to the app's cwd). Repeatable.
+    #[arg(long, value_name = "ADDR", value_parser = NonEmptyStringValueParser::new())]
+    pub listen: Vec<String>,
+    /// `fork` or `cluster` [default: cluster for a Node script started with -i, else fork].
+    #[arg(long, value_name = "MODE", value_parser = parse_exec_mode)]
+    pub exec_mode: Option<ExecMode>,
+    /// An instance is `launching` until it says READY=1 (sd_notify on $NOTIFY_SOCKET) or,
+    /// in Node, process.send('ready').
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// How long to wait for an instance to be ready (ms, or e.g. `10s`; default 3000);
+    /// then it counts as ready anyway, unless --ready-strict.
+    #[arg(long, value_parser = parse_duration_ms, value_name = "MS")]
+    pub listen_timeout: Option<u64>,
+    /// An instance not ready within --listen-timeout fails to start and is stopped.
+    #[arg(long)]
+    pub ready_strict: bool,
+    /// Ready when a GET of this http:// URL answers 2xx.
+    #[arg(long, value_name = "URL", value_parser = NonEmptyStringValueParser::new())]
+    pub ready_http: Option<String>,
+    /// Ready when PORT (on 127.0.0.1) or HOST:PORT accepts a TCP connection.
+    #[arg(long, value_name = "PORT|HOST:PORT", value_parser = NonEmptyStringValueParser::new())]
+    pub ready_tcp: Option<String>,
+    /// Ready when this shell command exits 0.
+    #[arg(long, value_name = "CMD", value_parser = NonEmptyStringValueParser::new())]
+    pub ready_cmd: Option<String>,
+    /// Ready when a line of the app's output matches this regex.
+    #[arg(long, value_name = "REGEX", value_parser = NonEmptyStringValueParser::new())]
+    pub ready_log: Option<String>,
+    /// Restart an instance that sends no WATCHDOG=1 (sd_notify) for this long (seconds,
+    /// fractions allowed, or e.g. `500ms`; 0 = off).
+    #[arg(long, value_parser = parse_seconds_ms, value_name = "SECONDS")]
+    pub watchdog_sec: Option<u64>,
+    /// The variable that holds the instance number [default: NODE_APP_INSTANCE].
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub instance_var: Option<String>,
+    /// A numeric variable of the app's environment that each instance gets plus its
+    /// number (PORT=3000: 3000, 3001, …).
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub increment_var: Option<String>,
+}
+
+/// `fork` or `cluster` (also PM2's `fork_mode`, `cluster_mode`).
+pub fn parse_exec_mode(text: &str) -> Result<ExecMode, String> {
+    match text {
+        "fork" | "fork_mode" => Ok(ExecMode::Fork),
+        "cluster" | "cluster_mode" => Ok(ExecMode::Cluster),
+        _ => Err(format!("{text:?} is not an exec mode: `fork` or `cluster`")),
+    }
 }
 
 /// `raw` or `json`.

@@ -4,7 +4,8 @@ use crate::output::{bytesize_short, new_table, or_dash, printable, short_duratio
 use std::time::{Duration, UNIX_EPOCH};
 use zpm_proto::commands::AppDescription;
 use zpm_proto::logfiles::{LogFormat, LogTarget, Rotation};
-use zpm_proto::{RestartReason, RestartRecord};
+use zpm_proto::ready::{ExecMode, Readiness};
+use zpm_proto::{AppSpec, RestartReason, RestartRecord};
 
 pub fn describe_table(app: &AppDescription) -> String {
     let (info, spec) = (&app.info, &app.spec);
@@ -21,6 +22,10 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("namespace", printable(&info.namespace)),
         ("instance", info.instance.to_string()),
         ("status", status_name(info.status).to_owned()),
+        (
+            "status text",
+            or_dash(info.status_text.as_deref().map(printable)),
+        ),
         ("pid", or_dash(info.pid)),
         ("host", printable(&info.host)),
         ("restarts", info.restarts.to_string()),
@@ -41,6 +46,7 @@ pub fn describe_table(app: &AppDescription) -> String {
             "last signal",
             or_dash(info.signal.as_deref().map(printable)),
         ),
+        ("last error", or_dash(info.error.as_deref().map(printable))),
         ("command", printable(&spec.argv.join(" "))),
         ("cwd", printable(&spec.cwd)),
         ("autorestart", spec.autorestart.to_string()),
@@ -55,6 +61,7 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("kill signal", printable(&spec.kill_signal)),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
     ];
+    rows.extend(serving_rows(spec));
     rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
     rows.push((
         "env (set for the app)",
@@ -64,6 +71,63 @@ pub fn describe_table(app: &AppDescription) -> String {
         table.add_row([key.to_owned(), value]);
     }
     table.to_string()
+}
+
+/// How it serves: shared sockets, exec mode, readiness, watchdog, per-instance variables.
+fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
+    let listen = if spec.listen.is_empty() {
+        "-".to_owned()
+    } else {
+        printable(&spec.listen.join(", "))
+    };
+    let mode = match spec.exec_mode {
+        ExecMode::Fork => "fork",
+        ExecMode::Cluster => "cluster",
+    };
+    vec![
+        ("listen", listen),
+        ("exec mode", mode.to_owned()),
+        ("readiness", readiness(&spec.ready)),
+        (
+            "watchdog",
+            or_dash(spec.ready.watchdog_ms.map(|ms| format!("{ms} ms"))),
+        ),
+        (
+            "instance var",
+            printable(spec.instance_var.as_deref().unwrap_or("NODE_APP_INSTANCE")),
+        ),
+        (
+            "increment var",
+            or_dash(spec.increment_var.as_deref().map(printable)),
+        ),
+    ]
+}
+
+/// `wait_ready, http http://…/health, timeout 3000 ms, strict`, or `-` without a gate.
+fn readiness(ready: &Readiness) -> String {
+    if !ready.gated() {
+        return "-".to_owned();
+    }
+    let mut parts = Vec::new();
+    if ready.wait_ready {
+        parts.push("wait_ready".to_owned());
+    }
+    let probes = [
+        ("http", &ready.http),
+        ("tcp", &ready.tcp),
+        ("cmd", &ready.cmd),
+        ("log", &ready.log),
+    ];
+    for (kind, probe) in probes {
+        if let Some(probe) = probe {
+            parts.push(format!("{kind} {}", printable(probe)));
+        }
+    }
+    parts.push(format!("timeout {} ms", ready.timeout_ms));
+    if ready.strict {
+        parts.push("strict".to_owned());
+    }
+    parts.join(", ")
 }
 
 /// Where its output goes, as God resolved it (`app.describe`'s `logs`).
@@ -160,6 +224,112 @@ mod tests {
             date_format: None,
             rotation: Rotation::default(),
         }
+    }
+
+    #[test]
+    fn serving_rows_show_sockets_mode_readiness_and_variables() {
+        let mut spec = AppSpec::new("api", vec!["node".into(), "/a/s.js".into()], "/a");
+        let plain = serving_rows(&spec);
+        let keys: Vec<&str> = plain.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "exec mode",
+                "readiness",
+                "watchdog",
+                "instance var",
+                "increment var"
+            ]
+        );
+        let values: Vec<&str> = plain.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, ["-", "fork", "-", "-", "NODE_APP_INSTANCE", "-"]);
+        spec.listen = vec!["8000".into(), "unix:/run/a\n.sock".into()];
+        spec.exec_mode = ExecMode::Cluster;
+        spec.ready = Readiness {
+            wait_ready: true,
+            strict: true,
+            http: Some("http://127.0.0.1:8000/health".into()),
+            log: Some("^listening".into()),
+            watchdog_ms: Some(30_000),
+            ..Readiness::default()
+        };
+        spec.instance_var = Some("INSTANCE_ID".into());
+        spec.increment_var = Some("PORT".into());
+        let full = serving_rows(&spec);
+        let values: Vec<&str> = full.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                r"8000, unix:/run/a\n.sock",
+                "cluster",
+                "wait_ready, http http://127.0.0.1:8000/health, log ^listening, timeout 3000 ms, strict",
+                "30000 ms",
+                "INSTANCE_ID",
+                "PORT"
+            ]
+        );
+        let probe = Readiness {
+            tcp: Some("8000".into()),
+            timeout_ms: 500,
+            ..Readiness::default()
+        };
+        assert_eq!(readiness(&probe), "tcp 8000, timeout 500 ms");
+        let watchdog_only = Readiness {
+            watchdog_ms: Some(1000),
+            ..Readiness::default()
+        };
+        assert_eq!(readiness(&watchdog_only), "-", "a watchdog is no gate");
+    }
+
+    #[test]
+    fn status_text_and_last_error_have_rows() {
+        let info = zpm_proto::ProcessInfo {
+            id: 1,
+            name: "api".into(),
+            namespace: "default".into(),
+            instance: 0,
+            host: "h".into(),
+            pid: None,
+            status: zpm_proto::ProcessStatus::Errored,
+            restarts: 0,
+            uptime_ms: None,
+            exit_code: None,
+            signal: None,
+            cpu: None,
+            memory: None,
+            max_memory_restart: None,
+            error: Some("cannot bind 127.0.0.1:80: Permission denied".into()),
+            status_text: Some("warming\u{1b} caches".into()),
+        };
+        let mut app = AppDescription {
+            info,
+            spec: AppSpec::new("api", vec!["/bin/true".into()], "/"),
+            restarts: Vec::new(),
+            logs: None,
+        };
+        // `│ key ┆ value │`
+        let row = |table: &str, key: &str| {
+            table
+                .lines()
+                .map(|line| line.trim_matches(['│', ' ']))
+                .find_map(|line| {
+                    let (k, v) = line.split_once('┆')?;
+                    (k.trim() == key).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("no {key} row in {table}"))
+        };
+        let table = describe_table(&app);
+        assert_eq!(
+            row(&table, "last error"),
+            "cannot bind 127.0.0.1:80: Permission denied"
+        );
+        assert_eq!(row(&table, "status text"), r"warming\x1b caches");
+        app.info.error = None;
+        app.info.status_text = None;
+        let table = describe_table(&app);
+        assert_eq!(row(&table, "last error"), "-");
+        assert_eq!(row(&table, "status text"), "-");
     }
 
     #[test]

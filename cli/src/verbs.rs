@@ -1,19 +1,21 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, LogArgs, SaveArgs, StartArgs, TargetArgs};
+use crate::cli::{Command, LogArgs, ReloadArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{LogDraft, StartOptions, resolve_start};
+use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, is_ecosystem_file, resolve_start};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use zpm_host::home::Home;
-use zpm_proto::ProcessInfo;
-use zpm_proto::commands::{SaveParams, Scale, SignalApps, StartApps, Target};
+use zpm_proto::commands::{
+    MsgApps, ReloadApps, SaveParams, Scale, SendLine, SignalApps, StartApps, Target,
+};
 use zpm_proto::method::{agent, app, god};
 use zpm_proto::validate;
+use zpm_proto::{AppSpec, ProcessInfo};
 use zpm_rpc::{CallError, Client, ErrorCode, Method, NoParams};
 
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
@@ -23,7 +25,16 @@ pub(crate) async fn call<M: Method>(
     client: &Client,
     params: &M::Params,
 ) -> anyhow::Result<M::Output> {
-    match client.call_method::<M>(params, VERB_TIMEOUT).await {
+    call_within::<M>(client, params, VERB_TIMEOUT).await
+}
+
+/// [`call`] with its own deadline, for a verb that may take longer than God's usual ones.
+async fn call_within<M: Method>(
+    client: &Client,
+    params: &M::Params,
+    timeout: Duration,
+) -> anyhow::Result<M::Output> {
+    match client.call_method::<M>(params, timeout).await {
         Ok(result) => Ok(result),
         Err(CallError::Remote(e)) => bail!("{}", e.message),
         Err(e) => Err(e).with_context(|| format!("calling {}", M::NAME)),
@@ -39,6 +50,17 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
+        Command::Reload(args) => reload(home, args).await,
+        Command::Msg {
+            target,
+            message,
+            json,
+        } => touch::<app::Msg>(home, &msg_request(target, message)?, json).await,
+        Command::Send {
+            target,
+            words,
+            json,
+        } => touch::<app::Send>(home, &send_request(target, &words), json).await,
         Command::Ls(a) => list(home, a.json).await,
         Command::Describe(t) => describe(home, t).await,
         Command::Logs(args) => crate::logs::run(home, args, remote).await,
@@ -114,6 +136,16 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
     }
 }
 
+/// A verb that is one call answered by the rows it touched.
+async fn touch<M>(home: &Home, params: &M::Params, json: bool) -> anyhow::Result<()>
+where
+    M: Method<Output = Vec<ProcessInfo>>,
+{
+    let (client, _) = ensure_daemon(home).await?;
+    let rows = call::<M>(&client, params).await?;
+    show_after(&client, &rows, json).await
+}
+
 /// After a verb: JSON of the rows it touched, or the whole table as PM2 shows it.
 async fn show_after(client: &Client, rows: &[ProcessInfo], json: bool) -> anyhow::Result<()> {
     if json {
@@ -153,7 +185,25 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         env_name: args.env_name.clone(),
         args: args.args.clone(),
         logs: log_options(&args.logs),
+        serving: serving_options(&args.serving),
     })
+}
+
+fn serving_options(args: &ServingArgs) -> ServingDraft {
+    ServingDraft {
+        listen: args.listen.clone(),
+        exec_mode: args.exec_mode,
+        wait_ready: args.wait_ready.then_some(true),
+        listen_timeout_ms: args.listen_timeout,
+        ready_strict: args.ready_strict.then_some(true),
+        ready_http: args.ready_http.clone(),
+        ready_tcp: args.ready_tcp.clone(),
+        ready_cmd: args.ready_cmd.clone(),
+        ready_log: args.ready_log.clone(),
+        watchdog_ms: args.watchdog_sec,
+        instance_var: args.instance_var.clone(),
+        increment_var: args.increment_var.clone(),
+    }
 }
 
 fn log_options(args: &LogArgs) -> LogDraft {
@@ -264,6 +314,18 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.logs.time, "--time"),
         (args.logs.log_date_format.is_some(), "--log-date-format"),
         (args.logs.log_type.is_some(), "--log-type"),
+        (!args.serving.listen.is_empty(), "--listen"),
+        (args.serving.exec_mode.is_some(), "--exec-mode"),
+        (args.serving.wait_ready, "--wait-ready"),
+        (args.serving.listen_timeout.is_some(), "--listen-timeout"),
+        (args.serving.ready_strict, "--ready-strict"),
+        (args.serving.ready_http.is_some(), "--ready-http"),
+        (args.serving.ready_tcp.is_some(), "--ready-tcp"),
+        (args.serving.ready_cmd.is_some(), "--ready-cmd"),
+        (args.serving.ready_log.is_some(), "--ready-log"),
+        (args.serving.watchdog_sec.is_some(), "--watchdog-sec"),
+        (args.serving.instance_var.is_some(), "--instance-var"),
+        (args.serving.increment_var.is_some(), "--increment-var"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()
@@ -274,17 +336,146 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
 /// Starts a new app from a script, command or ecosystem file.
 async fn start_new(home: &Home, target: &str, args: &StartArgs, cwd: &Path) -> anyhow::Result<()> {
     let options = start_options(args)?;
+    let apps = StartApps {
+        apps: resolve_new(target, &options, cwd)?,
+    };
+    let (client, _) = ensure_daemon(home).await?;
+    let rows = call::<app::Start>(&client, &apps).await?;
+    show_after(&client, &rows, args.json).await
+}
+
+/// The apps `zpm start TARGET` runs, resolved and checked on this machine; warnings are
+/// printed on stderr. `zpm reload FILE` reads its file with this too.
+fn resolve_new(target: &str, options: &StartOptions, cwd: &Path) -> anyhow::Result<Vec<AppSpec>> {
     let cli_env: BTreeMap<String, String> = std::env::vars().collect();
-    let resolved = resolve_start(target, &options, &cli_env, cwd)?;
+    let resolved = resolve_start(target, options, &cli_env, cwd)?;
     for warning in &resolved.warnings {
         eprintln!("zpm: warning: {warning}");
     }
+    Ok(resolved.apps)
+}
+
+/// `zpm reload TARGET…` or `zpm reload FILE`: the file is read exactly as `zpm start FILE`
+/// reads it and its apps sent whole; God decides which changed.
+async fn reload(home: &Home, args: ReloadArgs) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let params = reload_request(&args, &cwd, resolve_new)?;
     let (client, _) = ensure_daemon(home).await?;
-    let apps = StartApps {
-        apps: resolved.apps,
+    let timeout = if params.apps.is_empty() {
+        let running = call::<app::Describe>(&client, &params.targets).await?;
+        reload_timeout(running.iter().map(|app| (&app.spec, 1)), params.parallel)
+    } else {
+        reload_timeout(
+            params.apps.iter().map(|spec| (spec, spec.instances)),
+            params.parallel,
+        )
     };
-    let rows = call::<app::Start>(&client, &apps).await?;
+    let rows = call_within::<app::Reload>(&client, &params, timeout).await?;
     show_after(&client, &rows, args.json).await
+}
+
+/// `app.reload`'s params: one ecosystem file → its apps (read by `read_file`, given the
+/// file and `--env`), no targets; else the targets.
+fn reload_request(
+    args: &ReloadArgs,
+    cwd: &Path,
+    read_file: impl FnOnce(&str, &StartOptions, &Path) -> anyhow::Result<Vec<AppSpec>>,
+) -> anyhow::Result<ReloadApps> {
+    if let [target] = args.target.as_slice()
+        && is_ecosystem_file(target, cwd)
+    {
+        let options = StartOptions {
+            env_name: args.env_name.clone(),
+            ..StartOptions::default()
+        };
+        return Ok(ReloadApps {
+            targets: Target::default(),
+            parallel: args.parallel,
+            apps: read_file(target, &options, cwd)?,
+        });
+    }
+    if let Some(file) = args.target.iter().find(|t| is_ecosystem_file(t, cwd)) {
+        bail!(
+            "zpm reload takes one ecosystem file ({file:?}) on its own, or app ids, names and \
+             namespaces"
+        );
+    }
+    if let Some(name) = &args.env_name {
+        bail!(
+            "--env {name} selects the env_{name} block of an ecosystem file: zpm reload FILE \
+             --env {name}"
+        );
+    }
+    Ok(ReloadApps {
+        targets: Target::new(args.target.clone()),
+        parallel: args.parallel,
+        apps: Vec::new(),
+    })
+}
+
+/// Room per replaced instance beyond its ready timeout and its old run's kill_timeout.
+const RELOAD_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long to wait for `app.reload`: every app's instances replaced `parallel` at a time,
+/// one app after another, each replacement up to its ready timeout plus the old run's
+/// kill_timeout plus [`RELOAD_MARGIN`]; never less than [`VERB_TIMEOUT`]. `instances` are
+/// (spec, instances) pairs; pairs of the same app add up.
+fn reload_timeout<'a>(
+    instances: impl IntoIterator<Item = (&'a AppSpec, u32)>,
+    parallel: u32,
+) -> Duration {
+    let mut apps: BTreeMap<(&str, &str), (&AppSpec, u32)> = BTreeMap::new();
+    for (spec, count) in instances {
+        let entry = apps
+            .entry((spec.namespace.as_str(), spec.name.as_str()))
+            .or_insert((spec, 0));
+        entry.1 = entry.1.saturating_add(count);
+    }
+    let margin = u64::try_from(RELOAD_MARGIN.as_millis()).unwrap_or(u64::MAX);
+    let ms = apps
+        .values()
+        .map(|(spec, count)| {
+            let rounds = u64::from(count.div_ceil(parallel.max(1)));
+            let ready = if spec.ready.gated() {
+                spec.ready.timeout_ms
+            } else {
+                0
+            };
+            let each = ready
+                .saturating_add(spec.kill_timeout_ms)
+                .saturating_add(margin);
+            rounds.saturating_mul(each)
+        })
+        .fold(0, u64::saturating_add);
+    Duration::from_millis(ms).max(VERB_TIMEOUT)
+}
+
+/// `app.msg`'s params: the JSON checked here, sent as written.
+fn msg_request(target: String, message: String) -> anyhow::Result<MsgApps> {
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&message) {
+        let shown: String = message.chars().take(200).collect();
+        let more = if shown.len() < message.len() {
+            "…"
+        } else {
+            ""
+        };
+        bail!(
+            "the message is not valid JSON: {e}: {shown:?}{more} (quote it for the shell, e.g. \
+             zpm msg api '{{\"cache\": \"flush\"}}')"
+        );
+    }
+    Ok(MsgApps {
+        targets: Target::new(vec![target]),
+        json: message,
+    })
+}
+
+/// `app.send`'s params: the words joined by one space, as `pm2 send` does.
+fn send_request(target: String, words: &[String]) -> SendLine {
+    SendLine {
+        targets: Target::new(vec![target]),
+        line: words.join(" "),
+    }
 }
 
 async fn lifecycle<M>(home: &Home, t: TargetArgs) -> anyhow::Result<()>
@@ -384,6 +575,7 @@ async fn wait_gone(pid: u32, limit: Duration) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser as _;
+    use zpm_proto::ready::ExecMode;
 
     fn start_args(words: &[&str]) -> StartArgs {
         let cli = crate::cli::Cli::try_parse_from(["zpm", "start"].iter().chain(words)).unwrap();
@@ -410,5 +602,295 @@ mod tests {
             ["--log", "--merge-logs", "--log-type"]
         );
         assert!(new_app_options(&start_args(&["api"])).is_empty());
+    }
+
+    #[test]
+    fn serving_flags_shape_a_new_app() {
+        let args = start_args(&[
+            "server.js",
+            "--listen",
+            "8000",
+            "--listen=unix:app.sock",
+            "--exec-mode",
+            "cluster_mode",
+            "--wait-ready",
+            "--listen-timeout",
+            "5s",
+            "--ready-strict",
+            "--ready-http",
+            "http://127.0.0.1:8000/health",
+            "--ready-tcp",
+            "8000",
+            "--ready-cmd",
+            "curl -fs localhost:8000",
+            "--ready-log",
+            "^listening",
+            "--watchdog-sec",
+            "1.5",
+            "--instance-var",
+            "INSTANCE_ID",
+            "--increment-var",
+            "PORT",
+        ]);
+        assert_eq!(
+            new_app_options(&args),
+            [
+                "--listen",
+                "--exec-mode",
+                "--wait-ready",
+                "--listen-timeout",
+                "--ready-strict",
+                "--ready-http",
+                "--ready-tcp",
+                "--ready-cmd",
+                "--ready-log",
+                "--watchdog-sec",
+                "--instance-var",
+                "--increment-var"
+            ]
+        );
+        let serving = start_options(&args).unwrap().serving;
+        assert_eq!(serving.listen, ["8000", "unix:app.sock"]);
+        assert_eq!(serving.exec_mode, Some(ExecMode::Cluster));
+        assert_eq!(
+            (serving.wait_ready, serving.ready_strict),
+            (Some(true), Some(true))
+        );
+        assert_eq!(
+            (serving.listen_timeout_ms, serving.watchdog_ms),
+            (Some(5000), Some(1500))
+        );
+        assert_eq!(
+            serving.ready_http.as_deref(),
+            Some("http://127.0.0.1:8000/health")
+        );
+        assert_eq!(
+            (serving.ready_tcp.as_deref(), serving.ready_log.as_deref()),
+            (Some("8000"), Some("^listening"))
+        );
+        assert_eq!(
+            serving.ready_cmd.as_deref(),
+            Some("curl -fs localhost:8000")
+        );
+        assert_eq!(
+            (
+                serving.instance_var.as_deref(),
+                serving.increment_var.as_deref()
+            ),
+            (Some("INSTANCE_ID"), Some("PORT"))
+        );
+        let plain = start_options(&start_args(&["server.js"])).unwrap().serving;
+        assert!(plain.listen.is_empty() && plain.exec_mode.is_none());
+        assert_eq!((plain.wait_ready, plain.ready_strict), (None, None));
+        assert_eq!(
+            start_options(&start_args(&["s.js", "--watchdog-sec", "500ms"]))
+                .unwrap()
+                .serving
+                .watchdog_ms,
+            Some(500)
+        );
+    }
+
+    fn parse_error(words: &[&str]) -> String {
+        let error = crate::cli::Cli::try_parse_from(["zpm"].iter().chain(words)).unwrap_err();
+        error.to_string()
+    }
+
+    #[test]
+    fn bad_serving_flags_say_why() {
+        for (words, expected) in [
+            (
+                &["start", "s.js", "--exec-mode", "threads"][..],
+                r#"invalid value 'threads' for '--exec-mode <MODE>': "threads" is not an exec mode: `fork` or `cluster`"#,
+            ),
+            (
+                &["start", "s.js", "--listen-timeout", "soon"],
+                r#"invalid value 'soon' for '--listen-timeout <MS>': invalid duration "soon""#,
+            ),
+            (
+                &["start", "s.js", "--watchdog-sec=-1"],
+                "invalid value '-1' for '--watchdog-sec <SECONDS>'",
+            ),
+            (
+                &["start", "s.js", "--ready-log", ""],
+                "a value is required for '--ready-log <REGEX>' but none was supplied",
+            ),
+            (
+                &["start", "s.js", "--listen", ""],
+                "a value is required for '--listen <ADDR>' but none was supplied",
+            ),
+            (
+                &["reload", "api", "--parallel", "0"],
+                "invalid value '0' for '--parallel <N>': 0 is not in 1..=1024",
+            ),
+            (
+                &["send", "api"],
+                "the following required arguments were not provided",
+            ),
+        ] {
+            let error = parse_error(words);
+            assert!(error.contains(expected), "{words:?}: {error}");
+        }
+    }
+
+    fn command(words: &[&str]) -> Command {
+        crate::cli::Cli::try_parse_from(["zpm"].iter().chain(words))
+            .unwrap()
+            .command
+    }
+
+    fn reload_args(words: &[&str]) -> ReloadArgs {
+        match command(&[&["reload"], words].concat()) {
+            Command::Reload(args) => args,
+            other => panic!("not reload: {other:?}"),
+        }
+    }
+
+    fn no_file(_: &str, _: &StartOptions, _: &Path) -> anyhow::Result<Vec<AppSpec>> {
+        panic!("no ecosystem file here")
+    }
+
+    #[test]
+    fn reload_sends_targets_and_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = reload_request(&reload_args(&["api"]), dir.path(), no_file).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "parallel": 1})
+        );
+        let args = reload_args(&["api", "3", "web", "--parallel", "2"]);
+        let params = reload_request(&args, dir.path(), no_file).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"targets": ["api", "3", "web"], "parallel": 2})
+        );
+        let args = reload_args(&["api", "--env", "production"]);
+        let error = reload_request(&args, dir.path(), no_file).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--env production selects the env_production block of an ecosystem file: zpm \
+             reload FILE --env production"
+        );
+    }
+
+    #[test]
+    fn reload_of_an_ecosystem_file_sends_its_apps_as_start_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join("server.js"), "").unwrap();
+        std::fs::write(
+            dir.join("ecosystem.json"),
+            r#"{"apps": [{"name": "web", "script": "server.js", "instances": 2,
+                "exec_mode": "cluster", "env": {"MODE": "dev"}, "env_production": {"MODE": "prod"}},
+               {"name": "api", "script": "server.js", "listen": 8000, "wait_ready": true}]}"#,
+        )
+        .unwrap();
+        let args = reload_args(&["ecosystem.json", "--env", "production", "--parallel", "2"]);
+        let params = reload_request(&args, dir, resolve_new).unwrap();
+        assert_eq!(params.targets, Target::default());
+        assert_eq!(params.parallel, 2);
+        let cli_env = std::env::vars().collect();
+        let options = StartOptions {
+            env_name: Some("production".into()),
+            ..StartOptions::default()
+        };
+        let started = resolve_start("ecosystem.json", &options, &cli_env, dir).unwrap();
+        assert_eq!(params.apps, started.apps, "the apps zpm start would start");
+        assert_eq!(params.apps[0].env["MODE"], "prod");
+        assert_eq!(params.apps[0].exec_mode, ExecMode::Cluster);
+        assert_eq!(params.apps[1].listen, ["8000"]);
+        let wire = serde_json::to_value(&params).unwrap();
+        assert!(wire.get("target").is_none() && wire.get("targets").is_none());
+        let error = reload_request(&reload_args(&["ecosystem.json", "api"]), dir, resolve_new);
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "zpm reload takes one ecosystem file (\"ecosystem.json\") on its own, or app ids, \
+             names and namespaces"
+        );
+        std::fs::write(
+            dir.join("bad.json"),
+            r#"{"apps": [{"name": "w", "script": "server.js", "listen": "abc"}]}"#,
+        )
+        .unwrap();
+        let error = reload_request(&reload_args(&["bad.json"]), dir, resolve_new).unwrap_err();
+        assert!(
+            format!("{error:#}").starts_with(r#"bad.json: app "w": invalid listen address "abc""#),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn reload_waits_for_every_replacement() {
+        let mut spec = AppSpec::new("api", vec!["/bin/true".into()], "/");
+        assert_eq!(reload_timeout([(&spec, 4)], 1), VERB_TIMEOUT, "the floor");
+        spec.ready.wait_ready = true;
+        spec.ready.timeout_ms = 20_000;
+        spec.kill_timeout_ms = 5_000;
+        // 35 s per replacement, 4 rounds one at a time; 2 rounds two at a time.
+        assert_eq!(reload_timeout([(&spec, 4)], 1), Duration::from_secs(140));
+        assert_eq!(reload_timeout([(&spec, 4)], 2), Duration::from_secs(70));
+        let one = [(&spec, 1), (&spec, 1), (&spec, 1), (&spec, 1)];
+        assert_eq!(
+            reload_timeout(one, 1),
+            Duration::from_secs(140),
+            "described instances of one app add up"
+        );
+        let mut other = AppSpec::new("web", vec!["/bin/true".into()], "/");
+        other.kill_timeout_ms = 30_000;
+        assert_eq!(
+            reload_timeout([(&spec, 1), (&other, 1)], 1),
+            Duration::from_secs(35 + 40),
+            "apps one after another; no gate: kill_timeout and the margin only"
+        );
+    }
+
+    #[test]
+    fn msg_checks_the_json_and_sends_it_as_written() {
+        let params = msg_request("api".into(), r#"{ "cache" : "flush" }"#.into()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "json": r#"{ "cache" : "flush" }"#})
+        );
+        let error = msg_request("api".into(), "{cache: flush}".into()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the message is not valid JSON: key must be a string at line 1 column 2: \
+             \"{cache: flush}\" (quote it for the shell, e.g. zpm msg api '{\"cache\": \"flush\"}')"
+        );
+        let long = format!("[{}", "1,".repeat(300));
+        let error = msg_request("api".into(), long).unwrap_err().to_string();
+        assert!(error.contains("1,1\"…"), "{error}");
+        match command(&["msg", "3", "-1", "--json"]) {
+            Command::Msg {
+                target,
+                message,
+                json,
+            } => assert_eq!((target.as_str(), message.as_str(), json), ("3", "-1", true)),
+            other => panic!("not msg: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn send_joins_the_words_with_one_space() {
+        let Command::Send {
+            target,
+            words,
+            json,
+        } = command(&["send", "--json", "api", "reload", "-v", "--all"])
+        else {
+            panic!("not send")
+        };
+        assert!(json);
+        assert_eq!(words, ["reload", "-v", "--all"]);
+        let params = send_request(target, &words);
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({"target": "api", "line": "reload -v --all"})
+        );
+        let Command::Send { words, json, .. } = command(&["send", "api", "a  b", "c"]) else {
+            panic!("not send")
+        };
+        assert!(!json);
+        assert_eq!(send_request("api".into(), &words).line, "a  b c");
     }
 }

@@ -84,11 +84,11 @@ impl Walk {
         let d = &mut self.draft;
         match field.key {
             "name" => d.name = Some(field.string()?),
-            "script" => self.script = Some(non_empty(field)?),
+            "script" => self.script = Some(field.non_empty_string()?),
             "args" => d.args = field.words()?,
             "interpreter" => d.interpreter = Some(field.string()?),
             "interpreter_args" | "node_args" => d.interpreter_args = field.words()?,
-            "cwd" => d.cwd = file.dir.join(non_empty(field)?),
+            "cwd" => d.cwd = file.dir.join(field.non_empty_string()?),
             "env" => self.env = field.env()?,
             "env_file" => {
                 d.env_files = field.paths()?.iter().map(|p| file.dir.join(p)).collect();
@@ -107,7 +107,7 @@ impl Walk {
             "stop_exit_codes" => d.stop_exit_codes = Some(field.exit_codes()?),
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),
-            "exec_mode" => exec_mode(field, warnings)?,
+            _ if d.serving.read(field)? => {}
             _ if d.logs.read(field)? => {}
             key => match key.strip_prefix("env_") {
                 Some(block) => {
@@ -120,28 +120,5 @@ impl Walk {
             },
         }
         Ok(())
-    }
-}
-
-fn non_empty(field: &Field<'_>) -> anyhow::Result<String> {
-    let text = field.string()?;
-    if text.trim().is_empty() {
-        return Err(field.error("a non-empty string"));
-    }
-    Ok(text)
-}
-
-/// Only fork mode exists: `cluster` is run in fork mode, with a warning.
-fn exec_mode(field: &Field<'_>, warnings: &mut Vec<String>) -> anyhow::Result<()> {
-    match field.string()?.as_str() {
-        "fork" | "fork_mode" => Ok(()),
-        "cluster" | "cluster_mode" => {
-            warnings.push(format!(
-                "{}: exec_mode \"cluster\" is not supported; running in fork mode",
-                field.app
-            ));
-            Ok(())
-        }
-        _ => Err(field.error("\"fork\" or \"cluster\"")),
     }
 }

@@ -1,11 +1,12 @@
 //! An app before resolution: what the file or the command line said, command-line options
 //! on top; `finish` turns it into an `AppSpec` (program, cwd, env, validation).
 
-use super::{LogDraft, StartOptions, env_file, program, validate};
+use super::{LogDraft, ServingDraft, StartOptions, env_file, program, validate};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use zpm_proto::AppSpec;
+use zpm_proto::ready::ExecMode;
 
 #[derive(Debug, Default)]
 pub(super) struct Draft {
@@ -40,6 +41,11 @@ pub(super) struct Draft {
     pub kill_signal: Option<String>,
     pub namespace: Option<String>,
     pub logs: LogDraft,
+    pub serving: ServingDraft,
+    /// `-i` was given for this command-line target: a Node script then runs in cluster
+    /// mode unless `exec_mode` says otherwise, as in PM2 (never for an ecosystem file's
+    /// apps, whose mode is only their `exec_mode` key).
+    pub cluster_if_node: bool,
 }
 
 impl Draft {
@@ -52,6 +58,7 @@ impl Draft {
             ..Self::default()
         };
         draft.apply_options(options, cli_cwd, true);
+        draft.cluster_if_node = options.instances.is_some();
         if draft.cwd != cli_cwd {
             draft.script_bases.push(draft.cwd.clone());
         }
@@ -94,6 +101,7 @@ impl Draft {
             self.args.clone_from(&options.args);
         }
         self.logs.overlay(&options.logs);
+        self.serving.overlay(&options.serving);
     }
 
     /// The final spec; errors and warnings carry the draft's context.
@@ -119,6 +127,11 @@ impl Draft {
     ) -> anyhow::Result<AppSpec> {
         let cwd = validate::directory(&self.cwd)?;
         let program = program::resolve(self, cli_env.get("PATH").map(String::as_str), warnings)?;
+        let inferred = if self.cluster_if_node && program.node {
+            ExecMode::Cluster
+        } else {
+            ExecMode::Fork
+        };
         let name = self.name.clone().unwrap_or(program.default_name);
         validate::name(&name)?;
         let mut spec = AppSpec::new(name, program.argv, cwd);
@@ -137,6 +150,7 @@ impl Draft {
         }
         self.copy_restart_policy(&mut spec);
         spec.logs = self.logs.resolve(&spec.cwd)?;
+        self.serving.resolve(&mut spec, inferred)?;
         validate::spec(&spec)?;
         Ok(spec)
     }

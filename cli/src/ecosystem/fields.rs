@@ -1,7 +1,7 @@
 //! Typed reads of one key of an app in an ecosystem file, with errors naming the file, the
 //! app and the key, e.g. `ecosystem.json: app "api": key "instances" must be a number, got string "two"`.
 
-use super::{parse_duration_ms, program};
+use super::{parse_duration_ms, parse_seconds_ms, program, seconds_to_ms};
 use anyhow::anyhow;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -42,6 +42,15 @@ impl Field<'_> {
             .ok_or_else(|| self.error("a string"))
     }
 
+    /// A string with something other than whitespace in it.
+    pub fn non_empty_string(&self) -> anyhow::Result<String> {
+        let text = self.string()?;
+        if text.trim().is_empty() {
+            return Err(self.error("a non-empty string"));
+        }
+        Ok(text)
+    }
+
     pub fn boolean(&self) -> anyhow::Result<bool> {
         self.value
             .as_bool()
@@ -77,6 +86,20 @@ impl Field<'_> {
             Value::String(s) => parse_duration_ms(s)
                 .map_err(|_| self.error("milliseconds or a duration such as \"1s\"")),
             _ => Err(self.error("a number of milliseconds or a duration such as \"1s\"")),
+        }
+    }
+
+    /// Seconds as a number (fractions allowed), or a string such as `"30"`, `"0.5"` or
+    /// `"500ms"`; in milliseconds.
+    pub fn seconds_ms(&self) -> anyhow::Result<u64> {
+        match self.value {
+            Value::Number(n) => n
+                .as_f64()
+                .and_then(seconds_to_ms)
+                .ok_or_else(|| self.error("a number of seconds, 0 or more")),
+            Value::String(s) => parse_seconds_ms(s)
+                .map_err(|_| self.error("seconds or a duration such as \"500ms\"")),
+            _ => Err(self.error("a number of seconds or a duration such as \"500ms\"")),
         }
     }
 

@@ -9,6 +9,7 @@ mod js;
 mod load;
 mod logs;
 mod program;
+mod serving;
 mod validate;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod tests;
 
 use draft::Draft;
 pub use logs::LogDraft;
+pub use serving::ServingDraft;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,9 @@ pub struct StartOptions {
     pub args: Vec<String>,
     /// `-o`, `-e`, `-l`, `--merge-logs`, `--time`, `--log-date-format`, `--log-type`.
     pub logs: LogDraft,
+    /// `--listen`, `--exec-mode`, `--wait-ready`, `--listen-timeout`, `--ready-*`,
+    /// `--watchdog-sec`, `--instance-var`, `--increment-var`.
+    pub serving: ServingDraft,
 }
 
 /// What resolution produced: the specs, plus warnings to print on stderr (e.g. unknown keys).
@@ -54,6 +59,12 @@ pub struct StartOptions {
 pub struct Resolved {
     pub apps: Vec<zpm_proto::AppSpec>,
     pub warnings: Vec<String>,
+}
+
+/// An existing file whose name says it is an ecosystem file (`.json`, `.yaml`, `.toml`,
+/// `ecosystem*.js`, `*.config.js`), relative to `cwd`.
+pub fn is_ecosystem_file(target: &str, cwd: &Path) -> bool {
+    load::is_ecosystem_file(target, cwd)
 }
 
 /// `target` is what followed `zpm start`. `cli_env` is the CLI's own environment, `cwd` the CLI's cwd.
@@ -101,6 +112,33 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     }
     let duration = humantime::parse_duration(text).map_err(|_| invalid())?;
     u64::try_from(duration.as_millis()).map_err(|_| format!("duration {text:?} is too long"))
+}
+
+/// Parses a seconds option value (systemd's `WatchdogSec=`): a plain number is seconds,
+/// fractions allowed ("30", "0.5"), or humantime ("500ms", "2m").
+pub fn parse_seconds_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let invalid = || {
+        format!(
+            "invalid duration {text:?}: expected seconds (e.g. 30 or 0.5) or a duration like 500ms, 2m"
+        )
+    };
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let seconds = text.parse::<f64>().map_err(|_| invalid())?;
+        return seconds_to_ms(seconds).ok_or_else(|| format!("duration {text:?} is too long"));
+    }
+    let duration = humantime::parse_duration(text).map_err(|_| invalid())?;
+    u64::try_from(duration.as_millis()).map_err(|_| format!("duration {text:?} is too long"))
+}
+
+/// Seconds (≥ 0, finite, fractions allowed) in whole milliseconds, rounded.
+pub(crate) fn seconds_to_ms(seconds: f64) -> Option<u64> {
+    let ms = (seconds * 1000.0).round();
+    // 2^53: every whole number below is exact in an f64, and far beyond any valid value.
+    (ms.is_finite() && (0.0..9_007_199_254_740_992.0).contains(&ms)).then_some(ms as u64)
 }
 
 /// Parses "KEY=VALUE" (KEY non-empty, no '=' in KEY; VALUE may contain '=' and be empty).

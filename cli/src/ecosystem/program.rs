@@ -10,6 +10,8 @@ pub(super) struct Program {
     pub argv: Vec<String>,
     /// The app name when none was given.
     pub default_name: String,
+    /// The script runs under node (by its extension or the interpreter given).
+    pub node: bool,
 }
 
 pub(super) fn resolve(
@@ -27,11 +29,13 @@ pub(super) fn resolve(
         && let Some(found) = which(&draft.script, path_var)
     {
         let mut argv = interpreter_argv(draft, path_var, warnings)?.unwrap_or_default();
+        let node = is_node(&argv);
         argv.push(path_string(&found)?);
         argv.extend(draft.args.iter().cloned());
         return Ok(Program {
             argv,
             default_name: draft.script.clone(),
+            node,
         });
     }
     bail!(draft.not_found())
@@ -79,9 +83,22 @@ fn file_program(
             "{path} is not executable; pass --interpreter (e.g. --interpreter bash), or make it executable"
         );
     }
+    let node = is_node(&argv);
     argv.push(path);
     argv.extend(draft.args.iter().cloned());
-    Ok(Program { argv, default_name })
+    Ok(Program {
+        argv,
+        default_name,
+        node,
+    })
+}
+
+/// The interpreter's program is node (`node`, `/usr/bin/node`, Debian's `nodejs`).
+fn is_node(interpreter: &[String]) -> bool {
+    interpreter
+        .first()
+        .and_then(|program| Path::new(program).file_name())
+        .is_some_and(|name| name == "node" || name == "nodejs")
 }
 
 /// PM2's interpreters by extension; `None` = run the file directly.
@@ -139,6 +156,7 @@ fn shell_program(draft: &Draft, warnings: &mut Vec<String>) -> Program {
     Program {
         argv: vec!["sh".into(), "-c".into(), draft.script.clone()],
         default_name,
+        node: false,
     }
 }
 

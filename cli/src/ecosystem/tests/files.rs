@@ -162,6 +162,7 @@ fn command_line_overrides_file_values() {
         env_files: Vec::new(),
         args: vec![s("b"), s("c")],
         logs: crate::ecosystem::LogDraft::default(),
+        serving: crate::ecosystem::ServingDraft::default(),
     };
     let app = &resolve(&dir, "apps.json", &options).unwrap().apps[0];
     assert_eq!(app.name, "renamed");
@@ -263,7 +264,6 @@ fn unknown_keys_are_warned_about() {
         resolved.warnings,
         [
             r#"ecosystem.json: unknown top-level key "extra" ignored"#,
-            r#"ecosystem.json: app "api": exec_mode "cluster" is not supported; running in fork mode"#,
             r#"ecosystem.json: app "api": unknown key "watch" ignored"#,
         ]
     );

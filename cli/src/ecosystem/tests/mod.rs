@@ -5,6 +5,7 @@ mod files;
 mod js_files;
 mod logs;
 mod parse;
+mod serving;
 mod targets;
 
 use super::{Resolved, StartOptions, resolve_start};

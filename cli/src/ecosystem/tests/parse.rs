@@ -1,8 +1,10 @@
 //! The option parsers and the shell-like word splitter.
 
 use super::s;
+use crate::cli::parse_exec_mode;
 use crate::ecosystem::program::split_words;
-use crate::ecosystem::{parse_duration_ms, parse_env_pair};
+use crate::ecosystem::{parse_duration_ms, parse_env_pair, parse_seconds_ms};
+use zpm_proto::ready::ExecMode;
 
 #[test]
 fn durations() {
@@ -16,6 +18,41 @@ fn durations() {
         let error = parse_duration_ms(bad).unwrap_err();
         assert!(error.starts_with("invalid duration"), "{bad:?}: {error}");
     }
+}
+
+#[test]
+fn seconds() {
+    assert_eq!(parse_seconds_ms("30"), Ok(30_000));
+    assert_eq!(parse_seconds_ms("0"), Ok(0));
+    assert_eq!(parse_seconds_ms("0.5"), Ok(500));
+    assert_eq!(parse_seconds_ms(" 1.2345 "), Ok(1235));
+    assert_eq!(parse_seconds_ms("500ms"), Ok(500));
+    assert_eq!(parse_seconds_ms("2m"), Ok(120_000));
+    for bad in ["", "abc", "-5", "1.2.3", ".", "10 parsecs"] {
+        let error = parse_seconds_ms(bad).unwrap_err();
+        assert!(error.starts_with("invalid duration"), "{bad:?}: {error}");
+    }
+    assert!(
+        parse_seconds_ms("99999999999999999999")
+            .unwrap_err()
+            .contains("too long")
+    );
+}
+
+#[test]
+fn exec_modes() {
+    for (text, mode) in [
+        ("fork", ExecMode::Fork),
+        ("fork_mode", ExecMode::Fork),
+        ("cluster", ExecMode::Cluster),
+        ("cluster_mode", ExecMode::Cluster),
+    ] {
+        assert_eq!(parse_exec_mode(text), Ok(mode));
+    }
+    assert_eq!(
+        parse_exec_mode("Cluster").unwrap_err(),
+        r#""Cluster" is not an exec mode: `fork` or `cluster`"#
+    );
 }
 
 #[test]
