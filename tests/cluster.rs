@@ -43,13 +43,13 @@ server.server_close()
 "#;
 
 /// A Node HTTP server, unchanged PM2 style: `listen(port)` on a fixed port.
-const NODE_SERVER: &str = r#"
+const NODE_SERVER: &str = r"
 const http = require('http');
 const port = Number(process.env.PORT);
 http.createServer((req, res) => res.end(String(process.pid))).listen(port, () => {
   if (process.env.SEND_READY) process.send('ready');
 });
-"#;
+";
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

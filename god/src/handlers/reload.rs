@@ -131,10 +131,10 @@ async fn replace_all(
     }
     let mut message = failures.join("; ");
     if !not_begun.is_empty() {
-        message.push_str(&format!(
-            "; not reloaded (left as they were): ids {}",
+        message = format!(
+            "{message}; not reloaded (left as they were): ids {}",
             not_begun.join(", ")
-        ));
+        );
     }
     Some(message)
 }

@@ -44,6 +44,11 @@ pub fn listen(addrs: &[String]) -> Result<Vec<ListenAddr>, Invalid> {
 
 /// A `ready_log` pattern: short, and a regex that compiles within [`READY_LOG_SIZE_LIMIT`].
 pub fn ready_log(pattern: &str) -> Result<regex::Regex, Invalid> {
+    if pattern.is_empty() {
+        return Err(Invalid::new(
+            "invalid ready_log: an empty pattern matches every line",
+        ));
+    }
     if pattern.len() > MAX_READY_LOG_BYTES {
         return Err(Invalid::new(format!(
             "invalid ready_log: {} bytes, at most {MAX_READY_LOG_BYTES}",
@@ -77,12 +82,12 @@ pub fn readiness(ready: &Readiness) -> Result<(), Invalid> {
     if let Some(target) = &ready.tcp {
         tcp_target(target).map_err(Invalid::new)?;
     }
-    if let Some(cmd) = &ready.cmd {
-        if cmd.trim().is_empty() || cmd.len() > MAX_READY_CMD_BYTES || cmd.contains('\0') {
-            return Err(Invalid::new(format!(
-                "invalid ready_cmd: expected a command of 1 to {MAX_READY_CMD_BYTES} bytes without NUL"
-            )));
-        }
+    if let Some(cmd) = &ready.cmd
+        && (cmd.trim().is_empty() || cmd.len() > MAX_READY_CMD_BYTES || cmd.contains('\0'))
+    {
+        return Err(Invalid::new(format!(
+            "invalid ready_cmd: expected a command of 1 to {MAX_READY_CMD_BYTES} bytes without NUL"
+        )));
     }
     if let Some(pattern) = &ready.log {
         ready_log(pattern)?;

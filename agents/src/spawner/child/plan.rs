@@ -117,25 +117,24 @@ fn node_cluster(
     listeners: &[Listener],
     preload: &Path,
 ) {
-    let node_at = argv
+    let after_node = 1 + argv
         .iter()
         .position(|a| is_node(std::slice::from_ref(a)))
         .unwrap_or(0);
     argv.splice(
-        node_at + 1..node_at + 1,
+        after_node..after_node,
         ["--require".to_owned(), preload.display().to_string()],
     );
     let held: Vec<serde_json::Value> = listeners
         .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let fd = FIRST_FD + i as i32;
-            match &l.addr {
-                ListenAddr::Unix(path) => serde_json::json!({"fd": fd, "path": path}),
-                ListenAddr::AnyTcp { port } => serde_json::json!({"fd": fd, "host": "::", "port": port}),
-                ListenAddr::Tcp(addr) => {
-                    serde_json::json!({"fd": fd, "host": addr.ip().to_string(), "port": addr.port()})
-                }
+        .zip(FIRST_FD..)
+        .map(|(l, fd)| match &l.addr {
+            ListenAddr::Unix(path) => serde_json::json!({"fd": fd, "path": path}),
+            ListenAddr::AnyTcp { port } => {
+                serde_json::json!({"fd": fd, "host": "::", "port": port})
+            }
+            ListenAddr::Tcp(addr) => {
+                serde_json::json!({"fd": fd, "host": addr.ip().to_string(), "port": addr.port()})
             }
         })
         .collect();

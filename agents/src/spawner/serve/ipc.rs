@@ -84,7 +84,7 @@ async fn write(stream: Arc<UnixStream>, mut queue: mpsc::Receiver<Outgoing>) {
                 .fd
                 .as_ref()
                 .filter(|_| written == 0)
-                .map(|fd| fd.as_raw_fd());
+                .map(AsRawFd::as_raw_fd);
             let chunk = &message.line[written..];
             let sent = stream
                 .async_io(Interest::WRITABLE, || {

@@ -50,7 +50,7 @@ pub async fn read(
             .async_io(Interest::READABLE, || receive(&socket, &mut buf))
             .await;
         match received {
-            Ok(Some((len, pid))) if from_group(pid, pgid) => {
+            Ok(Some((len, sender))) if from_group(sender, pgid) => {
                 for signal in parse(&buf[..len]) {
                     if signals.send(signal).await.is_err() {
                         let _ = std::fs::remove_file(&path);
@@ -92,11 +92,11 @@ fn receive(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<Option<(usi
     Ok(pid.map(|pid| (message.bytes, pid)))
 }
 
-fn from_group(pid: i32, pgid: u32) -> bool {
-    let Ok(pid) = u32::try_from(pid) else {
+fn from_group(sender: i32, group: u32) -> bool {
+    let Ok(sender) = u32::try_from(sender) else {
         return false;
     };
-    pid == pgid || zpm_host::procfs::stat(pid).is_ok_and(|s| s.pgrp == pgid)
+    sender == group || zpm_host::procfs::stat(sender).is_ok_and(|s| s.pgrp == group)
 }
 
 /// The signals of one datagram, in order.

@@ -209,7 +209,7 @@ impl Supervisor {
                 Some(AppCommand::Signal(signal)) => live.run.signal(signal),
                 Some(AppCommand::Reset) => self.reset(),
                 Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
-                Some(AppCommand::Stdin(line)) => live.run.write_stdin(line),
+                Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
                 Some(AppCommand::Reload { token, spec }) => {
                     if let Some(next) = self.reload(live, token, spec, commands).await {
                         return next;

@@ -146,7 +146,7 @@ impl Supervisor {
                     Some(AppCommand::Signal(signal)) => live.run.signal(signal),
                     Some(AppCommand::Reset) => self.reset(),
                     Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
-                    Some(AppCommand::Stdin(line)) => live.run.write_stdin(line),
+                    Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
                     Some(AppCommand::Reload { token, .. }) => {
                         self.reporter.reloaded(token, Some("a reload of this instance is already under way".into()));
                     }
