@@ -17,6 +17,7 @@ mod logs_fetch;
 mod metrics;
 mod monit;
 mod netns;
+mod readiness;
 mod remote;
 mod remote_hostile;
 mod restart_policy;

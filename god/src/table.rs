@@ -42,7 +42,10 @@ impl Proc {
                     code: new.exit_code,
                     signal: new.signal.clone(),
                 })
-        } else if new.status == ProcessStatus::Errored && old.status != ProcessStatus::Errored {
+        } else if new.status == ProcessStatus::Errored
+            && old.status != ProcessStatus::Errored
+            && new.error.is_none()
+        {
             RestartReason::Errored {
                 restarts: new.restarts,
             }

@@ -1,6 +1,6 @@
 'use strict';
 
-// zpm preload for Node apps run in cluster mode.
+// zpm preload for Node apps run in cluster mode or on sockets zpm holds.
 //
 // The spawner starts every instance as `node --require <this file> app.js`.
 // It binds the app's listening sockets once and shares them with all the
@@ -14,10 +14,10 @@
 //                     once, by the first server listening on that port/path.
 //   env ZPM_CLUSTER = 1: a port not in ZPM_LISTEN is asked of the spawner.
 //   child -> spawner {"cmd":"NODE_ZPM_LISTEN","port":8000,"host":null}
-//                    {"cmd":"NODE_ZPM_LISTEN","path":"/x.sock"}
-//                    (also sent for a port/path in ZPM_LISTEN whose fd is
-//                    already taken: Node cannot dup a descriptor, the spawner
-//                    can, by sending the socket it holds once more)
+//                    (also sent, in cluster mode, for a port in ZPM_LISTEN
+//                    whose fd a server already took, with that entry's host:
+//                    Node cannot dup a descriptor, the spawner can, by sending
+//                    the socket it holds once more)
 //   spawner -> child {"cmd":"NODE_HANDLE","type":"net.Native",
 //                     "msg":{"cmd":"NODE_ZPM_SOCKET","port":8000,"host":null}}
 //                    with the listening fd attached (SCM_RIGHTS); Node itself
@@ -32,6 +32,7 @@
 const net = require('net');
 const os = require('os');
 const path = require('path');
+const { isMainThread } = require('worker_threads');
 
 const REQUEST_CMD = 'NODE_ZPM_LISTEN';
 const ANSWER_CMD = 'NODE_ZPM_SOCKET';
@@ -51,7 +52,7 @@ const originalListen = net.Server.prototype.listen;
 // shim's messages.
 const sendOnChannel = typeof process.send === 'function' ? process.send.bind(process) : null;
 
-// 'port:8000' or 'path:/abs/x.sock' -> { fd, claimed }
+// 'port:8000' or 'path:/abs/x.sock' -> { fd, host, claimed }
 let heldSockets = new Map();
 let clusterMode = false;
 // key -> requests waiting for the spawner's answer, oldest first.
@@ -68,32 +69,36 @@ let stopping = false;
 install();
 
 function install() {
+  // --require runs in worker threads too; they share the fds but have no IPC
+  // channel and get no signals: sockets are for the main thread.
+  if (!isMainThread) return;
   // A worker of the app's own cluster module gets its sockets from the app's
   // primary (whose listen is patched), not from zpm.
   if (process.env.NODE_UNIQUE_ID) return;
   heldSockets = readHeldSockets(process.env.ZPM_LISTEN);
   clusterMode = isOn(process.env.ZPM_CLUSTER);
-  if (inheritedFromAnotherInstance()) return;
   if (heldSockets.size === 0 && !clusterMode) return;
+  if (heldSockets.size !== 0 && meantForAnotherProcess()) return;
   if (net.Server.prototype.listen[PATCHED]) return;
   net.Server.prototype.listen = listen;
+  // Answers to NODE_ZPM_LISTEN. Listening for Node's internal messages does
+  // not ref the channel, unlike a 'message' listener.
+  process.on('internalMessage', onInternalMessage);
 }
 
 function isOn(value) {
   return Boolean(value) && value !== '0';
 }
 
-// A process forked by the app (child_process.fork copies execArgv, so it loads
-// this file too) inherits ZPM_LISTEN, but its fd 3 is its own IPC channel,
-// not a socket of zpm's. Seeing a held fd equal to the channel's fd means the
-// variables were meant for an ancestor: stay out of the way.
-function inheritedFromAnotherInstance() {
-  const channelFd = process.channel ? process.channel.fd : undefined;
-  if (typeof channelFd !== 'number') return false;
-  for (const entry of heldSockets.values()) {
-    if (entry.fd === channelFd) return true;
-  }
-  return false;
+// A process the app forks (child_process.fork copies execArgv, so it loads
+// this file too) inherits ZPM_LISTEN, but its fd 3 is its own IPC channel, and
+// its channel leads to the app, not to zpm. Whenever zpm passes sockets it
+// sets LISTEN_PID to the instance's pid (systemd's rule for exactly this
+// case): another pid there means the variables are an ancestor's. Without
+// sockets zpm leaves LISTEN_PID alone, so it is not looked at then.
+function meantForAnotherProcess() {
+  const listenPid = process.env.LISTEN_PID;
+  return Boolean(listenPid) && listenPid !== String(process.pid);
 }
 
 function readHeldSockets(text) {
@@ -116,7 +121,8 @@ function readHeldSockets(text) {
       warn(`ignoring ZPM_LISTEN entry ${JSON.stringify(item)}`);
       continue;
     }
-    held.set(key, { fd: item.fd, claimed: false });
+    const host = typeof item.host === 'string' && item.host !== '' ? item.host : null;
+    held.set(key, { fd: item.fd, host, claimed: false });
   }
   return held;
 }
@@ -151,17 +157,25 @@ function toPort(value) {
 }
 
 function listen(...args) {
-  const target = this instanceof net.Server && !this._handle ? describeListen(args) : null;
+  const idle = this instanceof net.Server && !this._handle;
+  // A new listen() replaces one still waiting for the spawner, as it replaces
+  // one still resolving its host in Node.
+  if (idle) cancelPending(this);
+  const target = idle ? describeListen(args) : null;
   if (target === null) return originalListen.apply(this, args);
 
   const held = heldSockets.get(target.key);
   if (held && !held.claimed) return listenOnHeldSocket(this, held, target);
 
-  const askable = held || (clusterMode && target.port !== null && !target.exclusive);
-  if (askable && canTalkToSpawner()) return askSpawner(this, target);
+  if (clusterMode && target.port !== null && canTalkToSpawner()) {
+    // A held port is asked with the host it is held on, so that the spawner
+    // finds the socket it holds rather than binding another one.
+    if (held) return askSpawner(this, target, held.host);
+    if (!target.exclusive) return askSpawner(this, target, target.host);
+  }
 
-  // Not ours, or no channel to ask on: bind as Node would (for a port zpm
-  // holds, that gives the usual EADDRINUSE).
+  // Not ours to share: bind as Node would (for a port or path zpm holds whose
+  // fd is taken, that gives the EADDRINUSE a second bind gets without zpm).
   return originalListen.apply(this, args);
 }
 listen[PATCHED] = true;
@@ -253,17 +267,21 @@ function adoptServer(server, target) {
   // Node reports a server listening on an fd as address() null; the path is
   // what a unix server listening by name reports.
   if (target.path !== null) server._pipeName = target.path;
-  if (!zpmServers.has(server)) {
-    zpmServers.add(server);
-    server.once('close', () => zpmServers.delete(server));
+  zpmServers.add(server);
+  if (!server.listeners('close').includes(forgetServer)) server.on('close', forgetServer);
+  if (!announced.has(server) && !server.listeners('listening').includes(announceListening)) {
+    server.once('listening', announceListening);
   }
-  if (!announced.has(server)) server.once('listening', announceListening);
   installStopHandlers();
+}
+
+function forgetServer() {
+  zpmServers.delete(this);
 }
 
 function announceListening() {
   const server = this;
-  if (announced.has(server)) return;
+  if (announced.has(server) || !zpmServers.has(server)) return;
   announced.add(server);
   // After the app's own 'listening' listeners, which may still be setting up.
   process.nextTick(() => {
@@ -291,8 +309,7 @@ function sendToSpawner(message, onError) {
   return true;
 }
 
-function askSpawner(server, target) {
-  cancelPending(server); // a new listen() replaces one still waiting, as in Node
+function askSpawner(server, target, host) {
   const request = { server, target, cancel: null };
   request.cancel = () => dropRequest(request);
   enqueue(request);
@@ -300,9 +317,7 @@ function askSpawner(server, target) {
   // The app may close the server (or abort its signal) before the answer.
   server.once('close', request.cancel);
   watchAbortSignal(request);
-  const message = target.path !== null
-    ? { cmd: REQUEST_CMD, path: target.path }
-    : { cmd: REQUEST_CMD, port: target.port, host: target.host };
+  const message = { cmd: REQUEST_CMD, port: target.port, host };
   sendToSpawner(message, (err) => failRequest(request, err));
   return server;
 }
@@ -391,21 +406,19 @@ function onInternalMessage(message, handle) {
   dequeue(request);
   listenOnSharedSocket(request, handle);
 }
-process.on('internalMessage', onInternalMessage);
 
+// Answers come in the order of the requests; several servers may wait on
+// one port.
 function oldestRequestFor(message) {
-  let key = null;
-  if (typeof message.path === 'string' && message.path !== '') key = pathKey(message.path);
-  else if (toPort(message.port) !== null) key = portKey(toPort(message.port));
-  const queue = key === null ? undefined : pendingByKey.get(key);
+  const port = toPort(message.port);
+  const queue = port === null ? undefined : pendingByKey.get(portKey(port));
   return queue ? queue[0] : undefined;
 }
 
 function listenOnSharedSocket(request, handle) {
   const { server, target } = request;
   try {
-    // A raw TCP handle is listened on as such; a raw Pipe handle is taken by
-    // Node through its fd (Node keeps the received handle object unused).
+    // Node listens on a raw TCP handle as it is (server.listen(handle)).
     originalListen.apply(server, nodeListenArgs(handle, target));
   } catch (err) {
     closeQuietly(handle);
@@ -424,12 +437,8 @@ function errorFromAnswer(message, target) {
   const errno = os.constants.errno[err.code];
   if (typeof errno === 'number') err.errno = -errno;
   err.syscall = 'listen';
-  if (target.path !== null) {
-    err.address = target.path;
-  } else {
-    if (target.host !== null) err.address = target.host;
-    err.port = target.port;
-  }
+  if (target.host !== null) err.address = target.host;
+  err.port = target.port;
   return err;
 }
 

@@ -60,11 +60,13 @@ impl Supervisor {
         let error = format!("not ready within {timeout} ms (ready_strict)");
         tracing::warn!(id = self.id, %error, "stopping it");
         self.answer_reload(Some(error.clone()));
+        // Told with the first report of the stop: `start` decides on the first report
+        // that is not `launching`.
+        self.reporter.set_error(Some(error));
         let last = self.stop(live, Some(AppCommand::Stop), commands).await;
         if last != Some(AppCommand::Stop) {
             return Some(self.after_stop(last));
         }
-        self.reporter.set_error(Some(error));
         self.reporter.status(ProcessStatus::Errored);
         Some(Next::Idle)
     }
