@@ -33,6 +33,9 @@ server = http.server.ThreadingHTTPServer(("", 0), Handler, bind_and_activate=Fal
 server.daemon_threads = False
 server.socket.close()
 server.socket = socket.socket(fileno=3)
+# Non-blocking, as real servers have it: the queue is shared, so another instance may take
+# the connection this one was woken for, and a blocking accept would then hang past SIGTERM.
+server.socket.setblocking(False)
 signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
 if "NOTIFY_SOCKET" in os.environ and "NOT_READY" not in os.environ:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -200,25 +203,9 @@ fn reload_under_load_fails_no_request_and_replaces_every_pid() {
     let port = free_port();
     start_py(&zpm, "web", port, &["-i", "4", "--wait-ready"]);
     let before = pids(&zpm.ls(), "web");
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match get(port, "/slow") {
-                    Ok(_) => ok += 1,
-                    Err(e) => failed.push(e),
-                }
-            }
-            (ok, failed)
-        })
-    };
-    let started = Instant::now();
-    zpm.ok(&["reload", "web"]);
-    let took = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed) = client.join().unwrap();
+    let (ok, failed, took) = under_load(port, "/slow", || {
+        zpm.ok(&["reload", "web"]);
+    });
     assert!(
         failed.is_empty(),
         "{} of {} requests failed during the reload: {failed:?}",
@@ -243,6 +230,71 @@ fn reload_under_load_fails_no_request_and_replaces_every_pid() {
         described.contains("reloaded"),
         "reason recorded: {described}"
     );
+}
+
+/// Runs `action` while a client sends requests (a new connection each) to `port`:
+/// the requests answered, the failures, and how long the action took.
+fn under_load(
+    port: u16,
+    path: &'static str,
+    action: impl FnOnce(),
+) -> (u32, Vec<String>, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match get(port, path) {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let started = Instant::now();
+    action();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap();
+    (ok, failed, took)
+}
+
+#[test]
+fn node_cluster_reload_under_load_fails_no_request() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("http.js", NODE_SERVER);
+    zpm.ok(&[
+        "start",
+        script.to_str().unwrap(),
+        "-i",
+        "4",
+        "--env-var",
+        &format!("PORT={port}"),
+        "--",
+        &zpm.marker,
+    ]);
+    let before: std::collections::BTreeSet<u32> = pids(&zpm.ls(), "http").into_iter().collect();
+    assert_eq!(pids_serving(port, 4), before);
+    let (ok, failed, took) = under_load(port, "/", || {
+        zpm.ok(&["reload", "http"]);
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 0, "the client ran during the reload ({took:?})");
+    let after: std::collections::BTreeSet<u32> = pids(&zpm.ls(), "http").into_iter().collect();
+    assert_eq!(after.len(), 4);
+    assert!(
+        after.is_disjoint(&before),
+        "every pid replaced: {before:?} → {after:?}"
+    );
+    assert_eq!(pids_serving(port, 4), after, "the new instances serve");
 }
 
 #[test]
