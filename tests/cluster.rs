@@ -335,3 +335,51 @@ fn a_replacement_that_never_gets_ready_is_rolled_back() {
         "old pids still serve"
     );
 }
+
+/// Binds its own port (no `--listen`), says READY=1 once it listens.
+const PY_OWN_PORT: &str = r#"
+import http.server, os, socket
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+server.serve_forever()
+"#;
+
+#[test]
+fn reload_of_an_app_binding_its_own_port_is_a_restart_gated_on_readiness() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("own.py", PY_OWN_PORT);
+    let port_var = format!("PORT={port}");
+    zpm.ok(&[
+        "start",
+        script.to_str().unwrap(),
+        "--wait-ready",
+        "--env-var",
+        &port_var,
+        "--",
+        &zpm.marker,
+    ]);
+    let before = pids(&zpm.ls(), "own");
+    assert_eq!(get(port, "/").unwrap().parse::<u32>().unwrap(), before[0]);
+    zpm.ok(&["reload", "own"]);
+    let rows = zpm.ls();
+    let after = pids(&rows, "own");
+    assert_ne!(after, before, "replaced");
+    assert_eq!(rows[0]["restarts"], 1);
+    assert_eq!(status(&rows[0]), "online");
+    assert_eq!(
+        get(port, "/").unwrap().parse::<u32>().unwrap(),
+        after[0],
+        "the new run serves: it was ready when reload returned"
+    );
+}

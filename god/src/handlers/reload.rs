@@ -202,11 +202,15 @@ async fn replace_one(
     }
 }
 
-/// Spawner → God: how a reload ended (only from the spawner of the host asked).
+/// Spawner → God: how a reload ended (only from the spawner of the host asked; another
+/// agent of that host cannot settle it).
 pub async fn reloaded(god: Arc<God>, reloaded: Reloaded, ctx: Ctx) -> Result<(), RpcError> {
-    if let Some(sender) = god.heard_from(&ctx.peer, None) {
-        god.reloads()
-            .settle(reloaded.token, &sender.host, reloaded.error);
+    match god.heard_from(&ctx.peer, None) {
+        Some(sender) if sender.is_spawner_of(&sender.host) => {
+            god.reloads()
+                .settle(reloaded.token, &sender.host, reloaded.error);
+        }
+        _ => tracing::debug!("proc.reloaded from a peer that is not a spawner; ignored"),
     }
     Ok(())
 }

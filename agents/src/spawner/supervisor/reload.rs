@@ -2,9 +2,11 @@
 //! running one, and only once it is ready is the old one stopped, gracefully. The shared
 //! sockets stay open throughout, so connections queue in the kernel and none is refused.
 //! A replacement that exits or (with `ready_strict`) is not ready in time is stopped and
-//! the old run keeps serving: a rollback, reported to God with the reason.
+//! the old run keeps serving: a rollback, reported to God with the reason. An app that
+//! binds its own ports cannot run twice at once: its reload is a restart, answered once
+//! the new run is ready.
 
-use super::launch::{Gate, Live};
+use super::launch::{self, Gate, Live};
 use super::{AppCommand, Next, Supervisor, deadline, describe_exit};
 use crate::spawner::child::Exit;
 use crate::spawner::serve::RunSignal;
@@ -32,6 +34,9 @@ impl Supervisor {
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Option<Next> {
         let previous = spec.map(|spec| std::mem::replace(&mut self.spec, *spec));
+        if !launch::overlaps(&self.spec) {
+            return Some(self.restart_for_reload(live, token, commands).await);
+        }
         let mut next = match self.start_run() {
             Ok(next) => next,
             Err(e) => {
@@ -82,6 +87,24 @@ impl Supervisor {
                 Some(self.after_stop(last))
             }
         }
+    }
+
+    /// A reload of an app that binds its own ports: stop, then start the (new) spec; the
+    /// reload is answered when the new run is ready or fails. Nothing to roll back to.
+    async fn restart_for_reload(
+        &mut self,
+        live: &mut Live,
+        token: u64,
+        commands: &mut mpsc::Receiver<AppCommand>,
+    ) -> Next {
+        let last = self.stop(live, Some(AppCommand::Restart), commands).await;
+        if last != Some(AppCommand::Restart) {
+            self.reporter
+                .reloaded(token, Some("interrupted by a stop or delete".into()));
+            return self.after_stop(last);
+        }
+        self.reload_token = Some(token);
+        self.restart_now(Some(RestartReason::Reload))
     }
 
     /// A reload while no run is up is a start of the (new) spec; answered when it is ready.
