@@ -16,8 +16,8 @@ use zpm_proto::{AppSpec, LogStream};
 pub enum Gate {
     /// Nothing: ready once spawned.
     None,
-    /// A Node cluster app without a gate: ready for a reload once it listens (PM2's
-    /// cluster mode), online at once otherwise.
+    /// A Node app in cluster mode without a gate: `launching` until it listens (or
+    /// `listen_timeout`, then taken as ready), so `start` returns once it serves.
     Listening,
     /// `wait_ready` or a probe: `launching` until ready.
     Ready,

@@ -38,7 +38,7 @@ impl Supervisor {
             return;
         }
         tracing::debug!(id = self.id, by, "ready");
-        if live.gate == Gate::Ready {
+        if live.gate != Gate::None {
             self.reporter.ready();
         }
         self.answer_reload(None);

@@ -164,7 +164,7 @@ impl Supervisor {
             }
         };
         self.shared.record.started(self.id, live.run.pid);
-        let gated = live.gate == launch::Gate::Ready;
+        let gated = live.gate != launch::Gate::None;
         self.reporter
             .launched(live.run.pid, self.restarts, live.run.started_at_ms, gated);
         if live.gate == launch::Gate::None {

@@ -133,7 +133,7 @@ impl Supervisor {
             live.run.pid,
             self.restarts,
             live.run.started_at_ms,
-            gate == Gate::Ready,
+            gate != Gate::None,
         );
     }
 
