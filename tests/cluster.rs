@@ -383,3 +383,41 @@ fn reload_of_an_app_binding_its_own_port_is_a_restart_gated_on_readiness() {
         "the new run serves: it was ready when reload returned"
     );
 }
+
+#[test]
+fn a_process_a_cluster_app_forks_binds_its_own_port() {
+    let zpm = Zpm::new();
+    let (port, child_port) = (free_port(), free_port());
+    zpm.script(
+        "child.js",
+        r"require('http').createServer((q, s) => s.end('child')).listen(Number(process.env.CHILD_PORT));",
+    );
+    let parent = zpm.script(
+        "parent.js",
+        r"
+const http = require('http');
+require('child_process').fork(__dirname + '/child.js');
+http.createServer((q, s) => s.end(String(process.pid))).listen(Number(process.env.PORT));
+",
+    );
+    zpm.ok(&[
+        "start",
+        parent.to_str().unwrap(),
+        "-i",
+        "1",
+        "--env-var",
+        &format!("PORT={port}"),
+        "--env-var",
+        &format!("CHILD_PORT={child_port}"),
+        "--",
+        &zpm.marker,
+    ]);
+    assert_eq!(pids_serving(port, 1).len(), 1);
+    // One instance in cluster mode (`-i` on the command line), started before zpm held any
+    // socket for it: its forked child must bind by itself, not ask zpm through a channel
+    // that leads to its parent (where it would wait forever).
+    let answer = poll("the forked child serves its own port", || {
+        get(child_port, "/").ok()
+    });
+    assert_eq!(answer, "child");
+}

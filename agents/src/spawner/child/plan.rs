@@ -54,8 +54,6 @@ pub fn plan(spec: &AppSpec, id: u32, instance: u32, extras: Extras<'_>) -> std::
         }
         env.insert("LISTEN_FDS".into(), extras.listeners.len().to_string());
         env.insert("LISTEN_FDNAMES".into(), fd_names(extras.listeners));
-        env.remove("LISTEN_PID");
-        argv = shell_setting_listen_pid(argv);
     }
     if let Some(ipc) = extras.ipc {
         fds.push((ipc, next));
@@ -70,6 +68,12 @@ pub fn plan(spec: &AppSpec, id: u32, instance: u32, extras: Extras<'_>) -> std::
     }
     if let Some(preload) = extras.node_preload {
         node_cluster(&mut argv, &mut env, spec, extras.listeners, preload);
+    }
+    // Sockets are for this process, not for what it forks (systemd's rule; the Node
+    // preload module applies it to processes `child_process.fork` starts).
+    if !extras.listeners.is_empty() || extras.node_preload.is_some() {
+        env.remove("LISTEN_PID");
+        argv = shell_setting_listen_pid(argv);
     }
     Ok(Plan { argv, env, fds })
 }

@@ -78,7 +78,7 @@ function install() {
   heldSockets = readHeldSockets(process.env.ZPM_LISTEN);
   clusterMode = isOn(process.env.ZPM_CLUSTER);
   if (heldSockets.size === 0 && !clusterMode) return;
-  if (heldSockets.size !== 0 && meantForAnotherProcess()) return;
+  if (meantForAnotherProcess()) return;
   if (net.Server.prototype.listen[PATCHED]) return;
   net.Server.prototype.listen = listen;
   // Answers to NODE_ZPM_LISTEN. Listening for Node's internal messages does
@@ -92,10 +92,9 @@ function isOn(value) {
 
 // A process the app forks (child_process.fork copies execArgv, so it loads
 // this file too) inherits ZPM_LISTEN, but its fd 3 is its own IPC channel, and
-// its channel leads to the app, not to zpm. Whenever zpm passes sockets it
-// sets LISTEN_PID to the instance's pid (systemd's rule for exactly this
-// case): another pid there means the variables are an ancestor's. Without
-// sockets zpm leaves LISTEN_PID alone, so it is not looked at then.
+// its channel leads to the app, not to zpm. zpm sets LISTEN_PID to the
+// instance's pid whenever it loads this file (systemd's rule for exactly this
+// case): another pid there means the variables are an ancestor's.
 function meantForAnotherProcess() {
   const listenPid = process.env.LISTEN_PID;
   return Boolean(listenPid) && listenPid !== String(process.pid);
