@@ -421,3 +421,58 @@ http.createServer((q, s) => s.end(String(process.pid))).listen(Number(process.en
     });
     assert_eq!(answer, "child");
 }
+
+#[test]
+fn a_spawner_killed_mid_reload_leaves_neither_run_behind() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("web.py", PY_SERVER);
+    let file = zpm.path("web.json");
+    let spec = |extra_env: &str| {
+        format!(
+            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "listen": ["127.0.0.1:{port}"],
+               "wait_ready": true, "listen_timeout": 60000, "env": {{"X": "1"{extra_env}}}}}]}}"#,
+            script.display(),
+            zpm.marker
+        )
+    };
+    std::fs::write(&file, spec("")).unwrap();
+    zpm.ok(&["start", file.to_str().unwrap()]);
+    std::fs::write(&file, spec(r#", "NOT_READY": "1""#)).unwrap();
+    // The replacement never says READY=1: the reload waits (60 s) with both runs up.
+    let mut reload = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+        .env("ZPM_HOME", zpm.home())
+        .args(["reload", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let both = poll("the old run and its replacement", || {
+        let found = crate::harness::marked_processes(&zpm.marker);
+        (found.len() == 2).then_some(found)
+    });
+    let spawner = crate::harness::zpm_processes(zpm.home(), &["agent", "spawner"]);
+    assert_eq!(spawner.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawner[0].cast_signed()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // God gives the reload up once the spawner is gone, long before the 60 s.
+    let waited = Instant::now();
+    let status = reload.wait().unwrap();
+    assert!(!status.success(), "a reload whose spawner died is not a success");
+    assert!(waited.elapsed() < Duration::from_secs(20), "{:?}", waited.elapsed());
+    // The successor ends both recorded runs, then God starts the app again: one run, a
+    // new one, serving the same port.
+    let after = poll("one new run serving", || {
+        let found = crate::harness::marked_processes(&zpm.marker);
+        let fresh = found.len() == 1 && !both.contains(&found[0]);
+        let serving = get(port, "/").ok()?.parse::<u32>().ok()?;
+        (fresh && found == [serving]).then_some(found)
+    });
+    assert!(
+        both.iter().all(|p| !after.contains(p)),
+        "{both:?} gone, {after:?} serves"
+    );
+}

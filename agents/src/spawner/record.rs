@@ -1,5 +1,5 @@
-//! What this spawner runs, on disk (`spawner-record.json`): id, pid (= process group) and
-//! the kernel's start time of every app leader. A spawner that starts after another one
+//! What this spawner runs, on disk (`spawner-record.json`): pid (= process group) and
+//! the kernel's start time of every app leader — both runs of an instance being reloaded. A spawner that starts after another one
 //! died uses it to end the processes it left behind — the start time makes sure a recycled
 //! pid is never mistaken for one of ours.
 //!
@@ -44,19 +44,21 @@ impl Record {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    pub fn started(&self, id: u32, pid: u32) {
+    /// Entries are keyed by pid (an older record keyed them by app id: only the values
+    /// are read back).
+    pub fn started(&self, pid: u32) {
         let Some(start_time) = zpm_host::procfs::start_time(pid) else {
             return;
         };
         self.with(|e| {
-            e.insert(id, Entry { pid, start_time });
+            e.insert(pid, Entry { pid, start_time });
             self.write(e);
         });
     }
 
-    pub fn ended(&self, id: u32) {
+    pub fn ended(&self, pid: u32) {
         self.with(|e| {
-            if e.remove(&id).is_some() {
+            if e.remove(&pid).is_some() {
                 self.write(e);
             }
         });

@@ -181,7 +181,13 @@ async fn replace_one(
         god.reloads().close(token);
         return Err(format!("{label}: cannot reach its spawner: {e}"));
     }
-    let outcome = tokio::time::timeout(limit, answer).await;
+    let outcome = tokio::select! {
+        answer = tokio::time::timeout(limit, answer) => answer,
+        () = spawner_gone(&god, &host, &peer) => {
+            god.reloads().close(token);
+            return Err(format!("{label}: its spawner went away during the reload (its successor starts the app again)"));
+        }
+    };
     god.reloads().close(token);
     match outcome {
         Ok(Ok(None)) => {
@@ -199,6 +205,22 @@ async fn replace_one(
         Ok(Err(_)) | Err(_) => Err(format!(
             "{label}: no answer from its spawner within {limit:?}"
         )),
+    }
+}
+
+/// Resolves once `peer` is no longer the live spawner of `host` (it died or was replaced):
+/// its answer will never come.
+async fn spawner_gone(god: &God, host: &str, peer: &PeerId) {
+    let mut changes = god.changes();
+    loop {
+        let live = god
+            .registry()
+            .live_by_host(zpm_proto::Role::Spawner.as_str())
+            .into_iter()
+            .any(|(h, p)| h == host && p == *peer);
+        if !live || changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -125,6 +125,7 @@ impl Supervisor {
             }
         }
         let run = spawned.run;
+        self.shared.record.started(run.pid);
         links.start(run.pid, spec);
         let gate = Gate::of(spec);
         let now = Instant::now();

@@ -163,7 +163,6 @@ impl Supervisor {
                 return Next::Idle;
             }
         };
-        self.shared.record.started(self.id, live.run.pid);
         let gated = live.gate != launch::Gate::None;
         self.reporter
             .launched(live.run.pid, self.restarts, live.run.started_at_ms, gated);
@@ -171,7 +170,7 @@ impl Supervisor {
             self.answer_reload(None);
         }
         let next = self.supervise(&mut live, commands).await;
-        self.shared.record.ended(self.id);
+        self.shared.record.ended(live.run.pid);
         self.shared.leaders.lock().remove(&live.run.pid);
         next
     }

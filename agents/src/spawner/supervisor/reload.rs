@@ -70,6 +70,7 @@ impl Supervisor {
                 self.reporter.set_exit(exit);
                 std::mem::swap(live, &mut next);
                 self.shared.leaders.lock().remove(&next.run.pid);
+                self.shared.record.ended(next.run.pid);
                 let gate = live.gate;
                 self.take_over(live, gate);
                 // Answered once the new run is ready, like a first start.
@@ -122,10 +123,9 @@ impl Supervisor {
         }
     }
 
-    /// `live` is now the run of this instance: recorded, counted as a restart (reason
+    /// `live` is now the run of this instance: counted as a restart (reason
     /// `reload`), reported.
     fn take_over(&mut self, live: &Live, gate: Gate) {
-        self.shared.record.started(self.id, live.run.pid);
         self.restarts += 1;
         self.reporter.set_reason(Some(RestartReason::Reload));
         self.reporter.event(ProcessEventKind::Restart, None, None);
@@ -187,5 +187,6 @@ impl Supervisor {
         old.run.wait_or_kill(deadline).await;
         old.run.clear_group(deadline).await;
         self.shared.leaders.lock().remove(&old.run.pid);
+        self.shared.record.ended(old.run.pid);
     }
 }
