@@ -136,6 +136,50 @@ fn bad_fields() -> Vec<(&'static str, Value, &'static str)> {
         ("instances", json!(0), "invalid instances 0"),
         ("stop_exit_codes", json!([999]), "999 is not an exit status"),
         (
+            "listen",
+            json!(["abc"]),
+            r#"invalid listen address "abc": no port"#,
+        ),
+        (
+            "listen",
+            json!(["unix:run/a.sock"]),
+            "a unix socket path must be absolute",
+        ),
+        ("listen", json!(["0"]), "port 0"),
+        ("listen", json!(["8000", "*:8000"]), "*:8000 is given twice"),
+        ("listen", json!(vec!["1"; 17]), "17 addresses, at most 16"),
+        ("exec_mode", json!("threads"), "unknown variant"),
+        (
+            "ready",
+            json!({"strict": true}),
+            "ready_strict needs something to wait for",
+        ),
+        ("ready", json!({"log": "("}), "invalid ready_log \"(\""),
+        (
+            "ready",
+            json!({"log": ""}),
+            "an empty pattern matches every line",
+        ),
+        ("ready", json!({"http": "https://x/"}), "only http:// URLs"),
+        ("ready", json!({"tcp": "x:y"}), "invalid ready_tcp"),
+        ("ready", json!({"cmd": " "}), "invalid ready_cmd"),
+        (
+            "ready",
+            json!({"watchdog_ms": 1}),
+            "invalid watchdog_sec 1 ms",
+        ),
+        (
+            "ready",
+            json!({"timeout_ms": 0}),
+            "invalid listen_timeout 0 ms",
+        ),
+        (
+            "increment_var",
+            json!("PORT"),
+            r#"invalid increment_var "PORT": the environment does not set it"#,
+        ),
+        ("instance_var", json!("A=B"), "instance_var"),
+        (
             "kill_timeout_ms",
             json!(u64::MAX),
             "invalid kill_timeout_ms",
@@ -230,6 +274,58 @@ fn signal_and_scale_are_checked_by_the_cli_and_by_god() {
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["restarts"], 0);
     assert_eq!(zpm.marked(), pid);
+}
+
+#[test]
+fn reload_msg_and_send_are_checked_by_god() {
+    let zpm = Zpm::new();
+    zpm.ok(&["ping"]);
+    rpc(
+        &zpm,
+        app::Start::NAME,
+        &json!({ "apps": [good_spec(&zpm, "r")] }),
+    )
+    .unwrap();
+    let pid = zpm.wait_marked(1);
+    let unknown = rpc(&zpm, app::Reload::NAME, &json!({"target": "nope"})).unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown}");
+    let bad = with(good_spec(&zpm, "r"), "listen", json!(["abc"]));
+    refused(
+        &zpm,
+        app::Reload::NAME,
+        &json!({"apps": [bad]}),
+        "invalid listen address",
+    );
+    refused(
+        &zpm,
+        app::Msg::NAME,
+        &json!({"target": "r", "json": "{bad"}),
+        "the message is not JSON",
+    );
+    let huge = format!("\"{}\"", "x".repeat(70_000));
+    refused(
+        &zpm,
+        app::Msg::NAME,
+        &json!({"target": "r", "json": huge}),
+        "at most 65536",
+    );
+    refused(
+        &zpm,
+        app::Send::NAME,
+        &json!({"target": "r", "line": "y".repeat(70_000)}),
+        "at most 65536",
+    );
+    assert_eq!(zpm.marked(), pid, "nothing reached the app");
+    // An absurd `parallel` is bounded, and the reload (a restart: the app binds nothing
+    // of zpm's) still happens.
+    let rows = rpc(
+        &zpm,
+        app::Reload::NAME,
+        &json!({"target": "r", "parallel": u32::MAX}),
+    )
+    .unwrap();
+    assert_eq!(rows[0]["restarts"], 1, "{rows}");
+    assert_ne!(zpm.wait_marked(1), pid);
 }
 
 #[test]
