@@ -461,8 +461,15 @@ fn a_spawner_killed_mid_reload_leaves_neither_run_behind() {
     // God gives the reload up once the spawner is gone, long before the 60 s.
     let waited = Instant::now();
     let status = reload.wait().unwrap();
-    assert!(!status.success(), "a reload whose spawner died is not a success");
-    assert!(waited.elapsed() < Duration::from_secs(20), "{:?}", waited.elapsed());
+    assert!(
+        !status.success(),
+        "a reload whose spawner died is not a success"
+    );
+    assert!(
+        waited.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        waited.elapsed()
+    );
     // The successor ends both recorded runs, then God starts the app again: one run, a
     // new one, serving the same port.
     let after = poll("one new run serving", || {

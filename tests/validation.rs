@@ -136,6 +136,17 @@ fn bad_fields() -> Vec<(&'static str, Value, &'static str)> {
         ("instances", json!(0), "invalid instances 0"),
         ("stop_exit_codes", json!([999]), "999 is not an exit status"),
         (
+            "kill_timeout_ms",
+            json!(u64::MAX),
+            "invalid kill_timeout_ms",
+        ),
+    ]
+}
+
+/// (field, bad value, what God's message says) for how an app serves (issue 7).
+fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
             "listen",
             json!(["abc"]),
             r#"invalid listen address "abc": no port"#,
@@ -179,11 +190,6 @@ fn bad_fields() -> Vec<(&'static str, Value, &'static str)> {
             r#"invalid increment_var "PORT": the environment does not set it"#,
         ),
         ("instance_var", json!("A=B"), "instance_var"),
-        (
-            "kill_timeout_ms",
-            json!(u64::MAX),
-            "invalid kill_timeout_ms",
-        ),
     ]
 }
 
@@ -192,7 +198,7 @@ fn god_refuses_bad_app_start_and_starts_nothing() {
     let zpm = Zpm::new();
     zpm.ok(&["ping"]);
     let spec = good_spec(&zpm, "good");
-    for (key, value, expected) in bad_fields() {
+    for (key, value, expected) in bad_fields().into_iter().chain(bad_serving_fields()) {
         let bad = with(spec.clone(), key, value);
         refused(
             &zpm,
