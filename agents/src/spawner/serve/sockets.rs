@@ -142,12 +142,22 @@ impl Sockets {
 
     /// Instance `id` of `app` no longer runs: sockets nobody else uses are closed.
     pub fn release(&self, app: &AppKey, id: u32) {
+        self.keep_only(app, id, &[], false);
+    }
+
+    /// Instance `id` of `app` now listens on `addrs` only (a reload changed `listen`): it
+    /// lets go of the other addresses, and of those bound at run time unless
+    /// `keep_dynamic`. Sockets nobody else uses are closed.
+    pub fn keep_only(&self, app: &AppKey, id: u32, addrs: &[ListenAddr], keep_dynamic: bool) {
         self.with(|apps| {
             let Some(held) = apps.get_mut(app) else {
                 return;
             };
             held.retain(|addr, socket| {
-                socket.holders.remove(&id);
+                let kept = addrs.contains(addr) || (keep_dynamic && socket.dynamic);
+                if !kept {
+                    socket.holders.remove(&id);
+                }
                 let keep = !socket.holders.is_empty();
                 if !keep && let ListenAddr::Unix(path) = addr {
                     let _ = std::fs::remove_file(path);
@@ -269,6 +279,35 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("bound a taken port"),
         }
+    }
+
+    #[test]
+    fn a_reload_to_other_addresses_lets_go_of_the_old_ones() {
+        let sockets = Sockets::default();
+        let old = ListenAddr::Tcp(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+        let new = ListenAddr::Tcp(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+        drop(
+            sockets
+                .acquire(&app(), 1, std::slice::from_ref(&old))
+                .unwrap(),
+        );
+        drop(
+            sockets
+                .acquire(&app(), 1, &[old.clone(), new.clone()])
+                .unwrap(),
+        );
+        sockets.keep_only(&app(), 1, std::slice::from_ref(&new), true);
+        let (ListenAddr::Tcp(old), ListenAddr::Tcp(new)) = (old, new) else {
+            unreachable!()
+        };
+        assert!(
+            std::net::TcpStream::connect(old).is_err(),
+            "old address closed"
+        );
+        assert!(
+            std::net::TcpStream::connect(new).is_ok(),
+            "new address kept"
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Supervisor {
         if last != Some(AppCommand::Stop) {
             return Some(self.after_stop(last));
         }
-        self.reporter.status(ProcessStatus::Errored);
+        self.settle(ProcessStatus::Errored);
         Some(Next::Idle)
     }
 

@@ -124,24 +124,21 @@ impl Supervisor {
             next = match next {
                 Next::Launch => self.launch(&mut commands).await,
                 Next::Wait(delay) => self.wait_restart(delay, &mut commands).await,
-                Next::Idle => {
-                    self.release_sockets();
-                    self.idle(&mut commands).await
-                }
-                Next::Done => {
-                    self.release_sockets();
-                    return;
-                }
+                Next::Idle => self.idle(&mut commands).await,
+                Next::Done => return,
             };
         }
     }
 
-    /// No run of this instance is up or coming: sockets nobody else uses close.
-    fn release_sockets(&mut self) {
+    /// No run of this instance is up or coming (`stopped`, `errored`): sockets nobody
+    /// else uses close — before God hears of it, so that once God sees the app down (a
+    /// delete is answered), a new app of that name never gets the old one's sockets.
+    fn settle(&mut self, status: ProcessStatus) {
         self.shared
             .sockets
             .release(&launch::app_key(&self.spec), self.id);
         self.answer_reload(Some("the app stopped before it was ready".into()));
+        self.reporter.status(status);
     }
 
     fn answer_reload(&mut self, error: Option<String>) {
@@ -158,7 +155,7 @@ impl Supervisor {
                 // Counted like a run, so God sees that a restart's new attempt happened.
                 self.reporter.set_restarts(self.restarts);
                 self.reporter.set_error(Some(e.clone()));
-                self.reporter.status(ProcessStatus::Errored);
+                self.settle(ProcessStatus::Errored);
                 self.answer_reload(Some(e));
                 return Next::Idle;
             }
@@ -279,7 +276,7 @@ impl Supervisor {
         match command {
             Some(AppCommand::Restart) => self.restart_now(None),
             Some(AppCommand::Stop) => {
-                self.reporter.status(ProcessStatus::Stopped);
+                self.settle(ProcessStatus::Stopped);
                 Next::Idle
             }
             other => self.finish(other),
@@ -295,11 +292,11 @@ impl Supervisor {
         self.reporter.set_exit(exit);
         match decision {
             Decision::Stop => {
-                self.reporter.status(ProcessStatus::Stopped);
+                self.settle(ProcessStatus::Stopped);
                 Next::Idle
             }
             Decision::Errored => {
-                self.reporter.status(ProcessStatus::Errored);
+                self.settle(ProcessStatus::Errored);
                 Next::Idle
             }
             Decision::Restart(delay) if delay.is_zero() => self.relaunch(None),
@@ -340,7 +337,7 @@ impl Supervisor {
                 Some(AppCommand::Restart) => return self.restart_now(None),
                 Some(AppCommand::Reload { token, spec }) => return self.reload_idle(token, spec),
                 Some(AppCommand::Stop) => {
-                    self.reporter.status(ProcessStatus::Stopped);
+                    self.settle(ProcessStatus::Stopped);
                     return Next::Idle;
                 }
                 other => return self.finish(other),
@@ -375,7 +372,7 @@ impl Supervisor {
 
     /// The last report before the supervisor ends: deleted, or the spawner shuts down.
     fn finish(&mut self, command: Option<AppCommand>) -> Next {
-        self.reporter.status(ProcessStatus::Stopped);
+        self.settle(ProcessStatus::Stopped);
         if command == Some(AppCommand::Delete) {
             self.reporter.forget();
             self.shared.logs.remove(self.id);

@@ -49,6 +49,7 @@ impl Supervisor {
             Replacement::Ready => {
                 std::mem::swap(live, &mut next);
                 live.ready_by = None;
+                self.keep_own_sockets();
                 self.take_over(live, Gate::None);
                 self.retire(next).await;
                 self.reporter.reloaded(token, None);
@@ -104,8 +105,20 @@ impl Supervisor {
                 .reloaded(token, Some("interrupted by a stop or delete".into()));
             return self.after_stop(last);
         }
+        self.keep_own_sockets();
         self.reload_token = Some(token);
         self.restart_now(Some(RestartReason::Reload))
+    }
+
+    /// After a reload to a new spec: only its `listen` addresses stay held for this
+    /// instance (and, in cluster mode, those bound at run time).
+    fn keep_own_sockets(&self) {
+        self.shared.sockets.keep_only(
+            &launch::app_key(&self.spec),
+            self.id,
+            &self.spec.listen_addrs(),
+            launch::overlaps(&self.spec),
+        );
     }
 
     /// A reload while no run is up is a start of the (new) spec; answered when it is ready.
