@@ -10,49 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A Python HTTP server on the inherited socket (fd 3) that answers with its pid; it
-/// says READY=1 when it has a NOTIFY_SOCKET (unless `NOT_READY` is set) and finishes
-/// requests in flight on SIGTERM.
-const PY_SERVER: &str = r#"
-import http.server, os, signal, socket, sys, threading, time
-assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not my pid"
-assert os.environ["LISTEN_FDS"] == "1"
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-    def do_GET(self):
-        if self.path == "/slow":
-            time.sleep(0.3)
-        body = str(os.getpid()).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
-server.daemon_threads = False
-server.socket.close()
-server.socket = socket.socket(fileno=3)
-# Non-blocking, as real servers have it: the queue is shared, so another instance may take
-# the connection this one was woken for, and a blocking accept would then hang past SIGTERM.
-server.socket.setblocking(False)
-signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
-if "NOTIFY_SOCKET" in os.environ and "NOT_READY" not in os.environ:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.sendto(b"STATUS=serving\nREADY=1", os.environ["NOTIFY_SOCKET"])
-print("serving", flush=True)
-server.serve_forever()
-server.server_close()
-"#;
+/// A Python HTTP server on the inherited socket (fd 3) that answers with its pid, says
+/// READY=1 (unless `NOT_READY` is set) and finishes requests in flight on SIGTERM.
+const PY_SERVER: &str = include_str!("../examples/python/http_on_fd3.py");
 
 /// A Node HTTP server, unchanged PM2 style: `listen(port)` on a fixed port.
-const NODE_SERVER: &str = r"
-const http = require('http');
-const port = Number(process.env.PORT);
-http.createServer((req, res) => res.end(String(process.pid))).listen(port, () => {
-  if (process.env.SEND_READY) process.send('ready');
-});
-";
+const NODE_SERVER: &str = include_str!("../examples/node/server.js");
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -2,11 +2,13 @@
 //! memory under a stalled subscriber (in this one process, over ipc in a temporary
 //! directory or loopback tcp); and the real `zpm` binary's app lifecycle and crash
 //! recovery, side by side with PM2 when it is installed; and zpm across hosts: the keyed
-//! tunnel on loopback TCP, an app on a second host, and a simulated fleet.
+//! tunnel on loopback TCP, an app on a second host, and a simulated fleet; and cluster
+//! mode with a zero-downtime reload under load, beside PM2's.
 
 mod bus;
 mod fleet;
 mod lifecycle;
+mod reload;
 mod remote;
 mod report;
 mod rpc;
@@ -46,6 +48,10 @@ enum Command {
     /// A simulated fleet of fake spawner hosts (10, 50, 100 × 100 apps): God's memory,
     /// `zpm ls --json`, and its event relay at saturation.
     Fleet(fleet::Settings),
+    /// Cluster mode and zero-downtime reload, zpm vs PM2: a Node HTTP server with `-i 4`
+    /// started until all are ready, then reloaded under continuous load (failed requests,
+    /// requests/s, every pid replaced); and zpm with a Python server on `--listen`.
+    Reload(reload::Settings),
 }
 
 #[derive(Args)]
@@ -63,6 +69,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         Command::Lifecycle(args) => (args, false),
         Command::Crash(args) => (args, true),
         Command::Logs(args) => return Some(run_logs(args)),
+        Command::Reload(settings) => return Some(reload::run_and_print(settings)),
         _ => return None,
     };
     Some((|| {
@@ -191,7 +198,8 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
         | Command::Crash(_)
         | Command::Logs(_)
         | Command::Remote(_)
-        | Command::Fleet(_) => {
+        | Command::Fleet(_)
+        | Command::Reload(_) => {
             unreachable!("run on their own")
         }
     };

@@ -6,7 +6,7 @@ pub mod crash;
 pub mod logs;
 pub mod pm2;
 mod procfs;
-mod timing;
+pub(crate) mod timing;
 pub mod zpm;
 
 use crate::report::Table;

@@ -63,7 +63,7 @@ impl Pm2 {
         (out.status.success() && !version.is_empty()).then_some(Self { version, home })
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut command = Command::new("pm2");
         command
             .args(args)
@@ -78,14 +78,23 @@ impl Pm2 {
         text.trim().parse().context("parsing pm2.pid")
     }
 
-    pub fn online(&self) -> anyhow::Result<usize> {
+    /// PM2's temporary home (PM2_HOME, and the working directory of its commands).
+    pub(crate) fn home(&self) -> &std::path::Path {
+        self.home.path()
+    }
+
+    /// The rows of `pm2 jlist`.
+    pub(crate) fn jlist(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         let text = stdout(&mut self.cmd(&["jlist"]))?;
         // A freshly spawned daemon prints "[PM2] …" banners before the JSON line.
-        let rows: Vec<serde_json::Value> = text
-            .lines()
+        text.lines()
             .rev()
             .find_map(|line| serde_json::from_str(line).ok())
-            .context("no JSON array in pm2 jlist output")?;
+            .context("no JSON array in pm2 jlist output")
+    }
+
+    pub fn online(&self) -> anyhow::Result<usize> {
+        let rows = self.jlist()?;
         Ok(rows
             .iter()
             .filter(|r| r["pm2_env"]["status"] == "online")

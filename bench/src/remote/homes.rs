@@ -32,7 +32,7 @@ pub fn zpm_exe(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// A loopback port nobody listens on now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
