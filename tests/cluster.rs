@@ -193,6 +193,11 @@ fn reload_under_load_fails_no_request_and_replaces_every_pid() {
         described.contains("reloaded"),
         "reason recorded: {described}"
     );
+    assert_eq!(
+        described.matches("serving").count(),
+        4,
+        "each new run's STATUS= shown: {described}"
+    );
 }
 
 /// Runs `action` while a client sends requests (a new connection each) to `port`:

@@ -56,6 +56,8 @@ pub struct Live {
     pub ready_by: Option<Instant>,
     /// When it must have sent `WATCHDOG=1` again.
     pub watchdog_at: Option<Instant>,
+    /// Its sd_notify `STATUS=` while it is a replacement, not yet the instance's run.
+    pub status_text: Option<String>,
 }
 
 impl Live {
@@ -139,6 +141,7 @@ impl Supervisor {
             run,
             links,
             gate,
+            status_text: None,
         })
     }
 }

@@ -148,6 +148,9 @@ impl Supervisor {
             live.run.started_at_ms,
             gate != Gate::None,
         );
+        if let Some(text) = live.status_text.clone() {
+            self.reporter.status_text(text);
+        }
     }
 
     async fn await_replacement(
@@ -168,6 +171,8 @@ impl Supervisor {
                 Some(signal) = next.links.signals.recv() => match signal {
                     RunSignal::Ready(_) if next.gate == Gate::Ready => return Replacement::Ready,
                     RunSignal::Listening if next.gate == Gate::Listening => return Replacement::Ready,
+                    // Told once it is the instance's run (take_over).
+                    RunSignal::Status(text) => next.status_text = Some(text),
                     other => self.on_signal(next, other),
                 },
                 Some(signal) = live.links.signals.recv() => self.on_signal(live, signal),
