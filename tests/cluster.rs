@@ -451,3 +451,55 @@ fn a_spawner_killed_mid_reload_leaves_neither_run_behind() {
         "{both:?} gone, {after:?} serves"
     );
 }
+
+#[test]
+fn reload_parallel_overlaps_instances_and_a_file_brings_the_new_spec() {
+    let zpm = Zpm::new();
+    let port = free_port();
+    let script = zpm.script("web.py", PY_SERVER);
+    let file = zpm.path("web.json");
+    // Each run is ready 0.5 s after it started (its probe), so replacements overlap only
+    // if several are under way at once.
+    let spec = |mode: &str| {
+        format!(
+            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "instances": 4,
+               "listen": ["127.0.0.1:{port}"], "ready_cmd": "sleep 0.5", "env": {{"MODE": "{mode}"}}}}]}}"#,
+            script.display(),
+            zpm.marker
+        )
+    };
+    std::fs::write(&file, spec("one")).unwrap();
+    zpm.ok(&["start", file.to_str().unwrap()]);
+    std::fs::write(&file, spec("two")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, marker) = (Arc::clone(&stop), zpm.marker.clone());
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(Ordering::Relaxed) {
+                most = most.max(crate::harness::marked_processes(&marker).len());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            most
+        })
+    };
+    zpm.ok(&["reload", file.to_str().unwrap(), "--parallel", "4"]);
+    stop.store(true, Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    assert!(
+        most > 5,
+        "with --parallel 4, several replacements ran at once (at most {most} processes seen)"
+    );
+    for pid in pids(&zpm.ls(), "web") {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(
+            environ.split(|b| *b == 0).any(|e| e == b"MODE=two"),
+            "pid {pid} runs the file's new spec"
+        );
+    }
+    let again = zpm.ok(&["reload", file.to_str().unwrap()]);
+    assert!(
+        zpm.ls().iter().all(|r| r["restarts"] == 1),
+        "an unchanged file reloads nothing: {again}"
+    );
+}
