@@ -89,9 +89,8 @@ const ZPM_NODE: Scenario = Scenario {
 };
 const ZPM_PYTHON: Scenario = Scenario {
     label: "zpm, Python --listen",
-    // Not "server": right after the Node app "server" was deleted, these instances were
-    // sometimes (~2 % of starts, 2026-11-30) handed more than their one socket
-    // (LISTEN_FDS not 1), likely the one the spawner bound for Node's `listen(port)`.
+    // Its own name: runs found that a new app named like a just-deleted one could get
+    // the deleted one's sockets (fixed since: the spawner lets go before it reports).
     name: "pyserver",
     which: Which::Zpm,
     script: "server.py",
