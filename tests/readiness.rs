@@ -807,3 +807,31 @@ fn apps_abusing_their_channels_do_not_hurt_the_spawner() {
         "STATUS= from the valid datagram only: {status_text}"
     );
 }
+
+#[test]
+fn a_gated_app_that_crash_loops_before_it_is_ready_fails_the_start() {
+    let zpm = Zpm::new();
+    let app = zpm.script("crash.sh", "#!/bin/sh\necho boom >&2\nexit 3\n");
+    let err = zpm.fails(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "crashy",
+        "--wait-ready",
+        "--max-restarts",
+        "2",
+        "--",
+        &zpm.marker,
+    ]);
+    assert!(err.contains("crashy instance 0"), "{err}");
+    assert!(
+        err.contains("before it was ready (last exit: code 3)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crashy-error.log"),
+        "names where its output went: {err}"
+    );
+    assert!(err.contains("nothing was started"), "{err}");
+    assert!(zpm.ls().is_empty(), "nothing half-started: {:?}", zpm.ls());
+}

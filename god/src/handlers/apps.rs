@@ -187,18 +187,32 @@ pub(super) async fn start_specs(
 }
 
 /// An instance that could not be launched (a socket it cannot bind, not ready in time
-/// with `ready_strict`) fails the whole start: every instance just added is deleted, so
-/// nothing is half-started and the same start can be tried again once fixed.
+/// with `ready_strict`, a crash loop before it was ever ready) fails the whole start:
+/// every instance just added is deleted, so nothing is half-started and the same start
+/// can be tried again once fixed. The message names where its output went.
 async fn refuse_half_started(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
     let failures: Vec<String> = {
         let table = god.table();
         ids.iter()
             .filter_map(|id| table.get(*id))
             .filter_map(|p| {
-                let error = p.report.error.as_ref()?;
+                let why = match (&p.report.error, p.report.status) {
+                    (Some(error), _) => error.clone(),
+                    (None, ProcessStatus::Errored) => format!(
+                        "it crashed {} times in a row before it was ready (last exit: {})",
+                        p.report.restarts + 1,
+                        p.report.signal.clone().unwrap_or_else(|| {
+                            p.report
+                                .exit_code
+                                .map_or("unknown".into(), |c| format!("code {c}"))
+                        })
+                    ),
+                    (None, _) => return None,
+                };
+                let logs = god.log_target(p);
                 Some(format!(
-                    "{} instance {} (id {}): {error}",
-                    p.spec.name, p.instance, p.id
+                    "{} instance {} (id {}): {why} (its output: {}, {})",
+                    p.spec.name, p.instance, p.id, logs.out_file, logs.error_file
                 ))
             })
             .collect()
