@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs examples/python/ping.py (pyzmq + msgpack) against the rpc crate's example server and
 # against the real zpm daemon, then examples/python/agent.py (a third-party agent: hello,
-# heartbeats, bus subscription with credit, app.list, app.restart, an event of its own)
+# heartbeats, bus subscription with credit, app.list, app.restart, an event of its own, a
+# Node app's process:msg)
 # against the daemon — over ipc, then over keyed TCP through `zpm tunnel` — checked from
 # its output, `zpm agents` and `zpm events`.
 set -euo pipefail
@@ -78,7 +79,7 @@ run_agent() { # run_agent ROLE HOME: agent.py as ROLE on God's endpoints in HOME
   timeout 20 $zpm events "$role:" --json >"$work/events.out" 2>"$work/events.err" &
   events_pid=$!
   python3 examples/python/agent.py --once --role "$role" --home "$home" --restart hello \
-    --timeout 15 >"$work/agent.out" 2>"$work/agent.err" &
+    --await-msg talker --timeout 15 >"$work/agent.out" 2>"$work/agent.err" &
   agent_pid=$!
   # God keeps the row after the agent leaves (not connected), so this cannot miss it.
   wait_for "zpm agents to list $role" listed "$role" "$agent_pid"
@@ -97,6 +98,7 @@ run_agent() { # run_agent ROLE HOME: agent.py as ROLE on God's endpoints in HOME
   expect '^EVENT process:event .*"event":"restart".*"name":"hello"' "the restart's process:event"
   expect '^EVENT process:event .*"event":"online".*"name":"hello"' "the new run's process:event"
   expect "^PUBLISHED $role:hello seq=1$" "its own event"
+  expect '^EVENT process:msg .*"data":\{"from":"node"\}.*"name":"talker"' "the Node app's process:msg"
   expect '^DONE$' "DONE"
   seen() { grep -q "\"topic\":\"$role:hello\"" "$work/events.out"; }
   wait_for "zpm events to show $role:hello" seen
@@ -106,8 +108,17 @@ run_agent() { # run_agent ROLE HOME: agent.py as ROLE on God's endpoints in HOME
   events_pid=""
 }
 
+# A Node app talking to the bus the PM2 way: process.send({type: 'process:msg', data}).
+cat >"$work/talker.js" <<'JS'
+setInterval(() => process.send({ type: 'process:msg', data: { from: 'node' } }), 100);
+JS
+start_apps() {
+  $zpm start examples/hello.sh --name hello >/dev/null
+  $zpm start "$work/talker.js" --name talker >/dev/null
+}
+
 echo "-- a Python agent against the zpm daemon, over ipc"
-$zpm start examples/hello.sh --name hello >/dev/null
+start_apps
 run_agent py-watcher "$ZPM_HOME"
 $zpm kill
 
@@ -116,7 +127,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 $zpm keygen --out "$work/fleet.key"
 printf 'listen = "tcp://127.0.0.1:%s"\nkey_file = "%s"\n' "$port" "$work/fleet.key" >"$ZPM_HOME/config.toml"
 $zpm ping --json | grep -q "\"listening\":\"tcp://127.0.0.1:$port\""
-$zpm start examples/hello.sh --name hello >/dev/null
+start_apps
 $zpm tunnel --connect "tcp://127.0.0.1:$port" --key-file "$work/fleet.key" \
   --local "ipc://$work/tunnel" >"$work/tunnel.out" 2>&1 &
 tunnel_pid=$!

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A third-party zpm agent in Python, with nothing but pyzmq and msgpack.
 
-It joins God as an agent with a role of its own, watches `process:event` on the bus,
+It joins God as an agent with a role of its own, watches `process:event` and apps'
+`process:msg` messages on the bus,
 lists and restarts apps over rpc, and publishes an event of its own through God — the
 whole of PROTOCOL.md's "Writing an agent", in one loop over two DEALER sockets.
 
 Usage:
-    agent.py [--role py-watcher] [--restart NAME] [--topic TOPIC] [--once] [--timeout 10]
+    agent.py [--role py-watcher] [--restart NAME] [--topic TOPIC] [--await-msg NAME]
+             [--once] [--timeout 10]
              [--home DIR | --rpc ENDPOINT --bus ENDPOINT] [--host NAME]
 
 Endpoints: `--rpc` and `--bus` (any ZeroMQ endpoint, e.g. the ipc sockets a tunnel
@@ -16,7 +18,7 @@ $ZPM_HOME, else ~/.zpm. The daemon must be running (`zpm ping` starts it).
 What it prints on stdout, one line each (diagnostics go to stderr):
     HELLO role=… host=… god_pid=…        God accepted our `agent.hello` (again on reconnects)
     LISTED role=… connected=True         `agents.list` shows us
-    SUBSCRIBED process:event             the bus has our subscription in place
+    SUBSCRIBED process:                  the bus has our subscription in place
     APPS 0:hello(online) 1:web(stopped)  `app.list`
     RESTARTED NAME: 0:hello pid=… …      `app.restart` replied
     EVENT TOPIC seq=N SOURCE@HOST {json} every event the bus sends us
@@ -25,7 +27,8 @@ What it prints on stdout, one line each (diagnostics go to stderr):
 
 `--once` (for CI) does everything once and exits 0 when it has seen the `process:event`
 events of its own restart (`restart`, then `online` with the new pid) and published its
-event; it exits 1 with a message on any error, or when `--timeout` seconds run out first.
+event (and, with `--await-msg NAME`, a `process:msg` that app NAME sent with Node's
+`process.send({type: 'process:msg', data})`); it exits 1 with a message on any error, or when `--timeout` seconds run out first.
 Our event is published only once some bus subscriber wants its topic (God tells agents
 which topics have subscribers: `bus.interest`), so `--once` needs e.g.
 `zpm events py-watcher:` running; `--topic ''` publishes nothing. Without `--once` it
@@ -114,7 +117,7 @@ class Agent:
         # the bus's subscribers have (`bus.interest`), so we add one nobody else has: when
         # it shows up there, our subscription is in place and no event can slip by.
         self.marker_prefix = f"{role}:subscribed:{host}:{os.getpid()}"
-        self.prefixes = ["process:event", self.marker_prefix]
+        self.prefixes = ["process:", self.marker_prefix]
 
         # The guard in front of God's sockets gives every *connection* its own identity,
         # so after a reconnect (libzmq reconnects by itself) God sees a stranger: we must
@@ -420,7 +423,7 @@ def run(args):
         agent.wait_until(
             lambda: agent.marker_prefix in agent.interest, deadline, f"our subscription at {bus}"
         )
-        say("SUBSCRIBED process:event")
+        say("SUBSCRIBED process:")
 
         apps = agent.call("app.list", None, deadline)
         listed = " ".join(f"{a['id']}:{a['name']}({a['status']})" for a in apps)
@@ -442,6 +445,15 @@ def run(args):
                 agent.wait_until(lambda: restart_seen(agent, since, infos), deadline, what)
 
         data = {"message": f"hello from {args.role}", "pid": os.getpid(), "apps": len(apps)}
+        if args.once and args.await_msg:
+            agent.wait_until(
+                lambda: any(
+                    t == "process:msg" and (e.get("data") or {}).get("name") == args.await_msg
+                    for t, e in agent.events
+                ),
+                deadline,
+                f"a process:msg from {args.await_msg}",
+            )
         if args.once:
             if topic:
                 what = (f"a bus subscriber for {topic} (we publish only what is wanted; "
@@ -471,6 +483,7 @@ def main():
     arg("--bus", help="God's bus endpoint (default ipc://HOME/bus.sock)")
     arg("--restart", metavar="NAME", help="restart this app (id, name, namespace or all)")
     arg("--topic", help="topic of our own event (default ROLE:hello; '' = publish none)")
+    arg("--await-msg", metavar="NAME", help="with --once: also wait for a process:msg from app NAME")
     arg("--once", action="store_true", help="do everything once, then exit (for CI)")
     arg("--timeout", type=float, default=10.0,
         help="seconds to join God, and with --once to do everything (default 10)")
