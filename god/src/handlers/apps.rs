@@ -198,9 +198,15 @@ async fn refuse_half_started(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), Rp
             .filter_map(|p| {
                 let why = match (&p.report.error, p.report.status) {
                     (Some(error), _) => error.clone(),
-                    (None, ProcessStatus::Errored) => format!(
-                        "it crashed {} times in a row before it was ready (last exit: {})",
-                        p.report.restarts + 1,
+                    // Gated: `start` waited while it was `launching`, so errored now means
+                    // it never got ready. An ungated app was online first (PM2's rule:
+                    // the start succeeded, the app crashed).
+                    (None, ProcessStatus::Errored) if p.spec.ready.gated() => format!(
+                        "it crashed {} before it was ready (last exit: {})",
+                        match p.report.restarts {
+                            0 => "once".to_owned(),
+                            n => format!("{} times in a row", n + 1),
+                        },
                         p.report.signal.clone().unwrap_or_else(|| {
                             p.report
                                 .exit_code
