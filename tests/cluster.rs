@@ -264,24 +264,28 @@ fn node_cluster_reload_under_load_fails_no_request() {
     assert_eq!(pids_serving(port, 4), after, "the new instances serve");
 }
 
+/// An ecosystem file of app `web`: the Python server on 127.0.0.1:`port`, marked, with
+/// more `keys` and these `env` entries (JSON members).
+fn web_file(zpm: &Zpm, port: u16, keys: &str, env: &str) -> String {
+    let script = zpm.script("web.py", PY_SERVER);
+    format!(
+        r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "listen": ["127.0.0.1:{port}"], {keys}, "env": {{{env}}}}}]}}"#,
+        script.display(),
+        zpm.marker
+    )
+}
+
 #[test]
 fn a_replacement_that_never_gets_ready_is_rolled_back() {
     let zpm = Zpm::new();
     let port = free_port();
-    let script = zpm.script("web.py", PY_SERVER);
     let file = zpm.path("web.json");
-    let spec = |extra_env: &str| {
-        format!(
-            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "instances": 2, "listen": ["127.0.0.1:{port}"],
-               "wait_ready": true, "ready_strict": true, "listen_timeout": 1000, "env": {{"X": "1"{extra_env}}}}}]}}"#,
-            script.display(),
-            zpm.marker
-        )
-    };
-    std::fs::write(&file, spec("")).unwrap();
+    let keys =
+        r#""instances": 2, "wait_ready": true, "ready_strict": true, "listen_timeout": 1000"#;
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""X": "1""#)).unwrap();
     zpm.ok(&["start", file.to_str().unwrap()]);
     let before = pids(&zpm.ls(), "web");
-    std::fs::write(&file, spec(r#", "NOT_READY": "1""#)).unwrap();
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""NOT_READY": "1""#)).unwrap();
     let err = zpm.fails(&["reload", file.to_str().unwrap()]);
     assert!(err.contains("not ready within 1000 ms"), "{err}");
     assert!(err.contains("rolled back"), "{err}");
@@ -303,29 +307,12 @@ fn a_replacement_that_never_gets_ready_is_rolled_back() {
     );
 }
 
-/// Binds its own port (no `--listen`), says READY=1 once it listens.
-const PY_OWN_PORT: &str = r#"
-import http.server, os, socket
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = str(os.getpid()).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-server = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
-server.serve_forever()
-"#;
-
 #[test]
 fn reload_of_an_app_binding_its_own_port_is_a_restart_gated_on_readiness() {
     let zpm = Zpm::new();
     let port = free_port();
-    let script = zpm.script("own.py", PY_OWN_PORT);
+    // The example binds 127.0.0.1:$PORT itself when it is not given a socket.
+    let script = zpm.script("own.py", PY_SERVER);
     let port_var = format!("PORT={port}");
     zpm.ok(&[
         "start",
@@ -393,19 +380,11 @@ http.createServer((q, s) => s.end(String(process.pid))).listen(Number(process.en
 fn a_spawner_killed_mid_reload_leaves_neither_run_behind() {
     let zpm = Zpm::new();
     let port = free_port();
-    let script = zpm.script("web.py", PY_SERVER);
     let file = zpm.path("web.json");
-    let spec = |extra_env: &str| {
-        format!(
-            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "listen": ["127.0.0.1:{port}"],
-               "wait_ready": true, "listen_timeout": 60000, "env": {{"X": "1"{extra_env}}}}}]}}"#,
-            script.display(),
-            zpm.marker
-        )
-    };
-    std::fs::write(&file, spec("")).unwrap();
+    let keys = r#""wait_ready": true, "listen_timeout": 60000"#;
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""X": "1""#)).unwrap();
     zpm.ok(&["start", file.to_str().unwrap()]);
-    std::fs::write(&file, spec(r#", "NOT_READY": "1""#)).unwrap();
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""NOT_READY": "1""#)).unwrap();
     // The replacement never says READY=1: the reload waits (60 s) with both runs up.
     let mut reload = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
         .env("ZPM_HOME", zpm.home())
@@ -455,21 +434,13 @@ fn a_spawner_killed_mid_reload_leaves_neither_run_behind() {
 fn reload_parallel_overlaps_instances_and_a_file_brings_the_new_spec() {
     let zpm = Zpm::new();
     let port = free_port();
-    let script = zpm.script("web.py", PY_SERVER);
     let file = zpm.path("web.json");
     // Each run is ready 0.5 s after it started (its probe), so replacements overlap only
     // if several are under way at once.
-    let spec = |mode: &str| {
-        format!(
-            r#"{{"apps": [{{"name": "web", "script": "{}", "args": ["{}"], "instances": 4,
-               "listen": ["127.0.0.1:{port}"], "ready_cmd": "sleep 0.5", "env": {{"MODE": "{mode}"}}}}]}}"#,
-            script.display(),
-            zpm.marker
-        )
-    };
-    std::fs::write(&file, spec("one")).unwrap();
+    let keys = r#""instances": 4, "ready_cmd": "sleep 0.5""#;
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""MODE": "one""#)).unwrap();
     zpm.ok(&["start", file.to_str().unwrap()]);
-    std::fs::write(&file, spec("two")).unwrap();
+    std::fs::write(&file, web_file(&zpm, port, keys, r#""MODE": "two""#)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (stop, marker) = (Arc::clone(&stop), zpm.marker.clone());

@@ -6,7 +6,8 @@
 
 It answers every GET with its pid (`/slow` after 0.3 s), says READY=1 on $NOTIFY_SOCKET
 (unless NOT_READY is set: the tests' never-ready replacement), and on SIGTERM stops
-accepting and finishes the requests in flight. Standard library only.
+accepting and finishes the requests in flight. Without zpm's socket (no `--listen`) it
+binds 127.0.0.1:$PORT itself, as most programs do. Standard library only.
 """
 import http.server
 import os
@@ -15,9 +16,11 @@ import socket
 import threading
 import time
 
-# systemd's rules: the sockets are for this pid, from fd 3.
-assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not my pid"
-assert os.environ["LISTEN_FDS"] == "1", f"LISTEN_FDS={os.environ['LISTEN_FDS']}"
+INHERITED = "LISTEN_FDS" in os.environ
+if INHERITED:
+    # systemd's rules: the sockets are for this pid, from fd 3.
+    assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not my pid"
+    assert os.environ["LISTEN_FDS"] == "1", f"LISTEN_FDS={os.environ['LISTEN_FDS']}"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -36,10 +39,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
+if INHERITED:
+    server = http.server.ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=3)
+else:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
 server.daemon_threads = False  # server_close() waits for requests in flight
-server.socket.close()
-server.socket = socket.socket(fileno=3)
 # Non-blocking, as real servers have it: the queue is shared, so another instance may take
 # the connection this one was woken for, and a blocking accept would hang past SIGTERM.
 server.socket.setblocking(False)
