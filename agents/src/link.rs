@@ -118,6 +118,28 @@ pub async fn heartbeat(client: Arc<Client>) {
     }
 }
 
+/// Sends `body` up to God's bus as `topic`, if some subscriber wants the topic.
+fn publish(
+    client: &Client,
+    source: &mut EventSource,
+    interest: &Wanted,
+    topic: &str,
+    body: &impl serde::Serialize,
+) -> Result<(), zpm_rpc::CallError> {
+    if !interest.wants(topic) {
+        return Ok(());
+    }
+    match source.encode(topic, body) {
+        Ok(payload) => {
+            client.notify_method::<agent::Publish>(&RelayEvent::new(topic, payload.to_vec()))
+        }
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "cannot encode an event");
+            Ok(())
+        }
+    }
+}
+
 async fn forward(
     client: &Client,
     mut outbound: mpsc::Receiver<Outbound>,
@@ -139,32 +161,21 @@ async fn forward(
                 });
                 client.notify_method::<agent::Report>(&report)
             }
-            Outbound::Event(_) if !interest.wants(zpm_proto::topics::PROCESS_EVENT) => Ok(()),
-            Outbound::Event(event) => match source.encode(zpm_proto::topics::PROCESS_EVENT, &event)
-            {
-                Ok(payload) => client.notify_method::<agent::Publish>(&RelayEvent::new(
-                    zpm_proto::topics::PROCESS_EVENT,
-                    payload.to_vec(),
-                )),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot encode process event");
-                    Ok(())
-                }
-            },
+            Outbound::Event(event) => publish(
+                client,
+                &mut source,
+                interest,
+                zpm_proto::topics::PROCESS_EVENT,
+                &event,
+            ),
+            Outbound::Message(message) => publish(
+                client,
+                &mut source,
+                interest,
+                zpm_proto::topics::PROCESS_MSG,
+                &message,
+            ),
             Outbound::Reloaded(reloaded) => client.notify_method::<agent::Reloaded>(&reloaded),
-            Outbound::Message(_) if !interest.wants(zpm_proto::topics::PROCESS_MSG) => Ok(()),
-            Outbound::Message(message) => {
-                match source.encode(zpm_proto::topics::PROCESS_MSG, &message) {
-                    Ok(payload) => client.notify_method::<agent::Publish>(&RelayEvent::new(
-                        zpm_proto::topics::PROCESS_MSG,
-                        payload.to_vec(),
-                    )),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot encode process:msg");
-                        Ok(())
-                    }
-                }
-            }
             Outbound::Forget(id) => {
                 holdings.with(|h| h.remove(&id));
                 Ok(())
