@@ -835,3 +835,60 @@ fn a_gated_app_that_crash_loops_before_it_is_ready_fails_the_start() {
     assert!(err.contains("nothing was started"), "{err}");
     assert!(zpm.ls().is_empty(), "nothing half-started: {:?}", zpm.ls());
 }
+
+#[test]
+fn notify_datagrams_from_outside_the_app_are_ignored() {
+    let zpm = Zpm::new();
+    let go = zpm.path("go");
+    let app = zpm.script(
+        "guarded.py",
+        "import os, socket, sys, time\n\
+         while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
+         time.sleep(1000)\n",
+    );
+    zpm.ok(&["ping"]);
+    let mut start = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+        .env("ZPM_HOME", zpm.home())
+        .args([
+            "start",
+            app.to_str().unwrap(),
+            "--name",
+            "guarded",
+            "--wait-ready",
+        ])
+        .args([
+            "--listen-timeout",
+            "30000",
+            "--",
+            go.to_str().unwrap(),
+            &zpm.marker,
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The app's process (the `zpm start` running meanwhile carries the marker too).
+    let socket = poll("the app running with its NOTIFY_SOCKET", || {
+        crate::harness::marked_processes(&zpm.marker)
+            .into_iter()
+            .find_map(|pid| {
+                let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+                environ
+                    .split(|b| *b == 0)
+                    .find_map(|e| e.strip_prefix(b"NOTIFY_SOCKET="))
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+            })
+    });
+    // Sent by this test, a process outside the app's group, before the app's own READY=1.
+    let forger = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    forger.send_to(b"STATUS=forged\nREADY=1", &socket).unwrap();
+    std::fs::write(&go, "").unwrap();
+    assert!(start.wait().unwrap().success());
+    let described = zpm.ok(&["describe", "guarded"]);
+    assert!(
+        !described.contains("forged"),
+        "a stranger's STATUS= was taken: {described}"
+    );
+    assert_eq!(status(&zpm.ls()[0]), "online");
+}
