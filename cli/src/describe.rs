@@ -205,6 +205,9 @@ fn reason(reason: &RestartReason) -> String {
         RestartReason::Watchdog { timeout_ms } => {
             format!("watchdog: no WATCHDOG=1 for {timeout_ms} ms")
         }
+        RestartReason::Health { failures, last } => {
+            format!("health: {failures} failed checks in a row ({})", printable(last))
+        }
     }
 }
 

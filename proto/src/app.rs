@@ -1,3 +1,4 @@
+use crate::health::Health;
 use crate::ready::{ExecMode, Readiness};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -60,6 +61,9 @@ pub struct AppSpec {
     /// `PORT=3000` → 3000, 3001, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub increment_var: Option<String>,
+    /// Liveness checks while it runs.
+    #[serde(default, skip_serializing_if = "Health::is_default")]
+    pub health: Health,
 }
 
 impl AppSpec {
@@ -95,6 +99,7 @@ impl AppSpec {
             ready: Readiness::default(),
             instance_var: None,
             increment_var: None,
+            health: Health::default(),
         }
     }
 
@@ -143,6 +148,7 @@ impl std::fmt::Debug for AppSpec {
             .field("ready", &self.ready)
             .field("instance_var", &self.instance_var)
             .field("increment_var", &self.increment_var)
+            .field("health", &self.health)
             .finish()
     }
 }

@@ -5,6 +5,7 @@
 mod agent;
 mod app;
 pub mod commands;
+pub mod health;
 mod listen;
 pub mod logfiles;
 pub mod logline;

@@ -118,6 +118,8 @@ pub enum RestartReason {
     Reload,
     /// It sent no sd_notify `WATCHDOG=1` for `timeout_ms`.
     Watchdog { timeout_ms: u64 },
+    /// Its health check failed `failures` times in a row.
+    Health { failures: u32, last: String },
 }
 
 /// One entry of an instance's restart history.

@@ -103,8 +103,9 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("invalid ready_http {url:?}: {why}");
+    /// `field` names the key in errors (`ready_http`, `health_http`).
+    pub fn parse(field: &str, url: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid {field} {url:?}: {why}");
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| bad("only http:// URLs are probed"))?;
@@ -141,9 +142,10 @@ impl HttpUrl {
     }
 }
 
-/// A `ready_tcp` target, parsed: `PORT` (on 127.0.0.1) or `HOST:PORT`.
-pub fn tcp_target(target: &str) -> Result<(String, u16), String> {
-    let bad = || format!("invalid ready_tcp {target:?}: expected PORT or HOST:PORT");
+/// A `ready_tcp`/`health_tcp` target (`field`), parsed: `PORT` (on 127.0.0.1) or
+/// `HOST:PORT`.
+pub fn tcp_target(field: &str, target: &str) -> Result<(String, u16), String> {
+    let bad = || format!("invalid {field} {target:?}: expected PORT or HOST:PORT");
     let (host, port) = match target.rsplit_once(':') {
         Some((host, port)) => (host.trim_start_matches('[').trim_end_matches(']'), port),
         None => ("127.0.0.1", target),
@@ -166,25 +168,25 @@ mod tests {
 
     #[test]
     fn urls_and_tcp_targets_parse() {
-        let url = HttpUrl::parse("http://127.0.0.1:8080/health").unwrap();
+        let url = HttpUrl::parse("ready_http", "http://127.0.0.1:8080/health").unwrap();
         assert_eq!(
             (url.host.as_str(), url.port, url.path.as_str()),
             ("127.0.0.1", 8080, "/health")
         );
-        let url = HttpUrl::parse("http://localhost").unwrap();
+        let url = HttpUrl::parse("ready_http", "http://localhost").unwrap();
         assert_eq!((url.port, url.path.as_str()), (80, "/"));
-        let url = HttpUrl::parse("http://[::1]:81/").unwrap();
+        let url = HttpUrl::parse("ready_http", "http://[::1]:81/").unwrap();
         assert_eq!((url.host.as_str(), url.port), ("::1", 81));
         assert!(
-            HttpUrl::parse("https://x/")
+            HttpUrl::parse("ready_http", "https://x/")
                 .unwrap_err()
                 .contains("only http://")
         );
-        assert!(HttpUrl::parse("http://x:0/").unwrap_err().contains("port"));
-        assert!(HttpUrl::parse("http:///a").unwrap_err().contains("no host"));
-        assert_eq!(tcp_target("8000").unwrap(), ("127.0.0.1".into(), 8000));
-        assert_eq!(tcp_target("10.0.0.1:53").unwrap(), ("10.0.0.1".into(), 53));
-        assert!(tcp_target("x").is_err());
+        assert!(HttpUrl::parse("ready_http", "http://x:0/").unwrap_err().contains("port"));
+        assert!(HttpUrl::parse("ready_http", "http:///a").unwrap_err().contains("no host"));
+        assert_eq!(tcp_target("ready_tcp", "8000").unwrap(), ("127.0.0.1".into(), 8000));
+        assert_eq!(tcp_target("ready_tcp", "10.0.0.1:53").unwrap(), ("10.0.0.1".into(), 53));
+        assert!(tcp_target("ready_tcp", "x").is_err());
     }
 
     #[test]

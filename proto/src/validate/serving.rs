@@ -17,7 +17,11 @@ pub const MAX_READY_LOG_BYTES: usize = 1024;
 pub const READY_LOG_SIZE_LIMIT: usize = 1 << 20;
 /// Shortest watchdog: below it the check itself would be most of the app's work.
 pub const MIN_WATCHDOG_MS: u64 = 100;
-/// Longest `listen_timeout` and `watchdog_sec`: one day.
+/// Shortest `health_interval`: checks more often would be most of the app's work.
+pub const MIN_HEALTH_INTERVAL_MS: u64 = 100;
+/// Most `health_retries`.
+pub const MAX_HEALTH_RETRIES: u32 = 1000;
+/// Longest `listen_timeout`, `watchdog_sec`, `health_interval` and `health_timeout`: one day.
 pub const MAX_READY_MS: u64 = 24 * 3600 * 1000;
 
 /// `listen`: at most [`MAX_LISTEN`] addresses, each parses, none twice.
@@ -77,17 +81,13 @@ pub fn readiness(ready: &Readiness) -> Result<(), Invalid> {
         ms("watchdog_sec", watchdog, MIN_WATCHDOG_MS)?;
     }
     if let Some(url) = &ready.http {
-        HttpUrl::parse(url).map_err(Invalid::new)?;
+        HttpUrl::parse("ready_http", url).map_err(Invalid::new)?;
     }
     if let Some(target) = &ready.tcp {
-        tcp_target(target).map_err(Invalid::new)?;
+        tcp_target("ready_tcp", target).map_err(Invalid::new)?;
     }
-    if let Some(cmd) = &ready.cmd
-        && (cmd.trim().is_empty() || cmd.len() > MAX_READY_CMD_BYTES || cmd.contains('\0'))
-    {
-        return Err(Invalid::new(format!(
-            "invalid ready_cmd: expected a command of 1 to {MAX_READY_CMD_BYTES} bytes without NUL"
-        )));
+    if let Some(cmd) = &ready.cmd {
+        command("ready_cmd", cmd)?;
     }
     if let Some(pattern) = &ready.log {
         ready_log(pattern)?;
@@ -96,6 +96,38 @@ pub fn readiness(ready: &Readiness) -> Result<(), Invalid> {
         return Err(Invalid::new(
             "ready_strict needs something to wait for: wait_ready or a ready_* probe",
         ));
+    }
+    Ok(())
+}
+
+/// Health checks: each parses, intervals and timeouts in range, at least one retry.
+pub fn health(health: &crate::health::Health) -> Result<(), Invalid> {
+    if let Some(url) = &health.http {
+        HttpUrl::parse("health_http", url).map_err(Invalid::new)?;
+    }
+    if let Some(target) = &health.tcp {
+        tcp_target("health_tcp", target).map_err(Invalid::new)?;
+    }
+    if let Some(cmd) = &health.cmd {
+        command("health_cmd", cmd)?;
+    }
+    ms("health_interval", health.interval_ms, MIN_HEALTH_INTERVAL_MS)?;
+    ms("health_timeout", health.timeout_ms, 1)?;
+    if !(1..=MAX_HEALTH_RETRIES).contains(&health.retries) {
+        return Err(Invalid::new(format!(
+            "invalid health_retries {}: expected 1 to {MAX_HEALTH_RETRIES}",
+            health.retries
+        )));
+    }
+    Ok(())
+}
+
+/// A probe's shell command: 1…[`MAX_READY_CMD_BYTES`] bytes, not blank, no NUL.
+fn command(field: &str, cmd: &str) -> Result<(), Invalid> {
+    if cmd.trim().is_empty() || cmd.len() > MAX_READY_CMD_BYTES || cmd.contains('\0') {
+        return Err(Invalid::new(format!(
+            "invalid {field}: expected a command of 1 to {MAX_READY_CMD_BYTES} bytes without NUL"
+        )));
     }
     Ok(())
 }
@@ -129,6 +161,9 @@ pub fn text_bytes(spec: &AppSpec) -> usize {
         + optional(&ready.tcp)
         + optional(&ready.cmd)
         + optional(&ready.log)
+        + optional(&spec.health.http)
+        + optional(&spec.health.tcp)
+        + optional(&spec.health.cmd)
         + optional(&spec.instance_var)
         + optional(&spec.increment_var)
 }
@@ -137,5 +172,6 @@ pub fn text_bytes(spec: &AppSpec) -> usize {
 pub fn serving(spec: &AppSpec) -> Result<(), Invalid> {
     listen(&spec.listen)?;
     readiness(&spec.ready)?;
+    health(&spec.health)?;
     instance_vars(spec)
 }

@@ -25,14 +25,14 @@ pub fn start(
     signals: &mpsc::Sender<RunSignal>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(url) = ready.http.as_deref().and_then(|u| HttpUrl::parse(u).ok()) {
+    if let Some(url) = ready.http.as_deref().and_then(|u| HttpUrl::parse("ready_http", u).ok()) {
         tasks.push(tokio::spawn(repeat(
             "ready_http",
             signals.clone(),
             move || http_ok(url.clone()),
         )));
     }
-    if let Some((host, port)) = ready.tcp.as_deref().and_then(|t| tcp_target(t).ok()) {
+    if let Some((host, port)) = ready.tcp.as_deref().and_then(|t| tcp_target("ready_tcp", t).ok()) {
         tasks.push(tokio::spawn(repeat(
             "ready_tcp",
             signals.clone(),
