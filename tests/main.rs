@@ -9,6 +9,7 @@ mod crash;
 mod ecosystem_files;
 mod first_hour;
 mod harness;
+mod health;
 mod hostile;
 mod lifecycle;
 mod logs_agent;

@@ -190,6 +190,19 @@ fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
             r#"invalid increment_var "PORT": the environment does not set it"#,
         ),
         ("instance_var", json!("A=B"), "instance_var"),
+        ("health", json!({"http": "ftp://x/"}), "invalid health_http"),
+        ("health", json!({"tcp": "x:y"}), "invalid health_tcp"),
+        ("health", json!({"cmd": ""}), "invalid health_cmd"),
+        (
+            "health",
+            json!({"tcp": "80", "interval_ms": 1}),
+            "invalid health_interval 1 ms",
+        ),
+        (
+            "health",
+            json!({"tcp": "80", "retries": 0}),
+            "invalid health_retries 0",
+        ),
     ]
 }
 

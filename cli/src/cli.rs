@@ -375,8 +375,8 @@ pub struct LogArgs {
     pub log_type: Option<zpm_proto::logfiles::LogFormat>,
 }
 
-/// How a new app serves (`zpm start`): shared sockets, exec mode, readiness, per-instance
-/// variables. Each has the ecosystem key of the same name with `_` for `-`.
+/// How a new app serves (`zpm start`): shared sockets, exec mode, readiness, health checks,
+/// per-instance variables. Each has the ecosystem key of the same name with `_` for `-`.
 #[derive(Args, Debug, Default)]
 pub struct ServingArgs {
     /// Bind ADDR once and hand the socket to every instance (systemd socket activation;
@@ -414,6 +414,25 @@ pub struct ServingArgs {
     /// fractions allowed, or e.g. `500ms`; 0 = off).
     #[arg(long, value_parser = parse_seconds_ms, value_name = "SECONDS")]
     pub watchdog_sec: Option<u64>,
+    /// Once ready, check the instance with a GET of this http:// URL (healthy if 2xx);
+    /// --health-retries failed checks in a row restart it.
+    #[arg(long, value_name = "URL", value_parser = NonEmptyStringValueParser::new())]
+    pub health_http: Option<String>,
+    /// Once ready, check that PORT (on 127.0.0.1) or HOST:PORT accepts a TCP connection.
+    #[arg(long, value_name = "PORT|HOST:PORT", value_parser = NonEmptyStringValueParser::new())]
+    pub health_tcp: Option<String>,
+    /// Once ready, check that this shell command exits 0.
+    #[arg(long, value_name = "CMD", value_parser = NonEmptyStringValueParser::new())]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (ms, or e.g. `10s`; default 10000).
+    #[arg(long, value_parser = parse_duration_ms, value_name = "MS")]
+    pub health_interval: Option<u64>,
+    /// A health check taking longer has failed (ms, or e.g. `5s`; default 5000).
+    #[arg(long, value_parser = parse_duration_ms, value_name = "MS")]
+    pub health_timeout: Option<u64>,
+    /// Failed health checks in a row that restart the instance (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
     /// The variable that holds the instance number [default: NODE_APP_INSTANCE].
     #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub instance_var: Option<String>,

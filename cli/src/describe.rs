@@ -3,6 +3,7 @@
 use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, status_name};
 use std::time::{Duration, UNIX_EPOCH};
 use zpm_proto::commands::AppDescription;
+use zpm_proto::health::Health;
 use zpm_proto::logfiles::{LogFormat, LogTarget, Rotation};
 use zpm_proto::ready::{ExecMode, Readiness};
 use zpm_proto::{AppSpec, RestartReason, RestartRecord};
@@ -62,6 +63,7 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
     ];
     rows.extend(serving_rows(spec));
+    rows.push(("health now", health_now(info.health.as_ref())));
     rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
     rows.push((
         "env (set for the app)",
@@ -73,7 +75,8 @@ pub fn describe_table(app: &AppDescription) -> String {
     table.to_string()
 }
 
-/// How it serves: shared sockets, exec mode, readiness, watchdog, per-instance variables.
+/// How it serves: shared sockets, exec mode, readiness, watchdog, health checks,
+/// per-instance variables.
 fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
     let listen = if spec.listen.is_empty() {
         "-".to_owned()
@@ -92,6 +95,7 @@ fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
             "watchdog",
             or_dash(spec.ready.watchdog_ms.map(|ms| format!("{ms} ms"))),
         ),
+        ("health", health(&spec.health)),
         (
             "instance var",
             printable(spec.instance_var.as_deref().unwrap_or("NODE_APP_INSTANCE")),
@@ -128,6 +132,47 @@ fn readiness(ready: &Readiness) -> String {
         parts.push("strict".to_owned());
     }
     parts.join(", ")
+}
+
+/// `http http://…/health, every 10000 ms, timeout 5000 ms, 3 retries`, or `-` without a
+/// check.
+fn health(health: &Health) -> String {
+    if !health.enabled() {
+        return "-".to_owned();
+    }
+    let checks = [
+        ("http", &health.http),
+        ("tcp", &health.tcp),
+        ("cmd", &health.cmd),
+    ];
+    let mut parts: Vec<String> = checks
+        .into_iter()
+        .filter_map(|(kind, check)| Some(format!("{kind} {}", printable(check.as_ref()?))))
+        .collect();
+    parts.push(format!("every {} ms", health.interval_ms));
+    parts.push(format!("timeout {} ms", health.timeout_ms));
+    parts.push(match health.retries {
+        1 => "1 retry".to_owned(),
+        n => format!("{n} retries"),
+    });
+    parts.join(", ")
+}
+
+/// What the current run's checks found: `2 failed in a row (health_http failed), 4
+/// skipped`, `passing`, or `-` before any check changed anything.
+fn health_now(status: Option<&zpm_proto::health::HealthStatus>) -> String {
+    let Some(status) = status else {
+        return "-".to_owned();
+    };
+    let text = match (status.failures, &status.last) {
+        (0, _) => "passing".to_owned(),
+        (n, Some(last)) => format!("{n} failed in a row ({})", printable(last)),
+        (n, None) => format!("{n} failed in a row"),
+    };
+    match status.skipped {
+        0 => text,
+        n => format!("{text}, {n} skipped (a check outlasted the interval)"),
+    }
 }
 
 /// Where its output goes, as God resolved it (`app.describe`'s `logs`).
@@ -206,7 +251,10 @@ fn reason(reason: &RestartReason) -> String {
             format!("watchdog: no WATCHDOG=1 for {timeout_ms} ms")
         }
         RestartReason::Health { failures, last } => {
-            format!("health: {failures} failed checks in a row ({})", printable(last))
+            format!(
+                "health: {failures} failed checks in a row ({})",
+                printable(last)
+            )
         }
     }
 }
@@ -241,12 +289,16 @@ mod tests {
                 "exec mode",
                 "readiness",
                 "watchdog",
+                "health",
                 "instance var",
                 "increment var"
             ]
         );
         let values: Vec<&str> = plain.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(values, ["-", "fork", "-", "-", "NODE_APP_INSTANCE", "-"]);
+        assert_eq!(
+            values,
+            ["-", "fork", "-", "-", "-", "NODE_APP_INSTANCE", "-"]
+        );
         spec.listen = vec!["8000".into(), "unix:/run/a\n.sock".into()];
         spec.exec_mode = ExecMode::Cluster;
         spec.ready = Readiness {
@@ -256,6 +308,10 @@ mod tests {
             log: Some("^listening".into()),
             watchdog_ms: Some(30_000),
             ..Readiness::default()
+        };
+        spec.health = Health {
+            http: Some("http://127.0.0.1:8000/health".into()),
+            ..Health::default()
         };
         spec.instance_var = Some("INSTANCE_ID".into());
         spec.increment_var = Some("PORT".into());
@@ -268,6 +324,7 @@ mod tests {
                 "cluster",
                 "wait_ready, http http://127.0.0.1:8000/health, log ^listening, timeout 3000 ms, strict",
                 "30000 ms",
+                "http http://127.0.0.1:8000/health, every 10000 ms, timeout 5000 ms, 3 retries",
                 "INSTANCE_ID",
                 "PORT"
             ]
@@ -283,6 +340,23 @@ mod tests {
             ..Readiness::default()
         };
         assert_eq!(readiness(&watchdog_only), "-", "a watchdog is no gate");
+        let checks = Health {
+            tcp: Some("db:5432".into()),
+            cmd: Some("pg_isready\n-q".into()),
+            interval_ms: 500,
+            timeout_ms: 100,
+            retries: 1,
+            ..Health::default()
+        };
+        assert_eq!(
+            health(&checks),
+            r"tcp db:5432, cmd pg_isready\n-q, every 500 ms, timeout 100 ms, 1 retry"
+        );
+        let settings_only = Health {
+            retries: 7,
+            ..Health::default()
+        };
+        assert_eq!(health(&settings_only), "-", "no check, no health checks");
     }
 
     #[test]
@@ -304,6 +378,7 @@ mod tests {
             max_memory_restart: None,
             error: Some("cannot bind 127.0.0.1:80: Permission denied".into()),
             status_text: Some("warming\u{1b} caches".into()),
+            health: None,
         };
         let mut app = AppDescription {
             info,

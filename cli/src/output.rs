@@ -211,6 +211,7 @@ mod tests {
             max_memory_restart: None,
             error: None,
             status_text: None,
+            health: None,
         }
     }
 

@@ -201,6 +201,12 @@ fn serving_options(args: &ServingArgs) -> ServingDraft {
         ready_cmd: args.ready_cmd.clone(),
         ready_log: args.ready_log.clone(),
         watchdog_ms: args.watchdog_sec,
+        health_http: args.health_http.clone(),
+        health_tcp: args.health_tcp.clone(),
+        health_cmd: args.health_cmd.clone(),
+        health_interval_ms: args.health_interval,
+        health_timeout_ms: args.health_timeout,
+        health_retries: args.health_retries,
         instance_var: args.instance_var.clone(),
         increment_var: args.increment_var.clone(),
     }
@@ -324,6 +330,12 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.serving.ready_cmd.is_some(), "--ready-cmd"),
         (args.serving.ready_log.is_some(), "--ready-log"),
         (args.serving.watchdog_sec.is_some(), "--watchdog-sec"),
+        (args.serving.health_http.is_some(), "--health-http"),
+        (args.serving.health_tcp.is_some(), "--health-tcp"),
+        (args.serving.health_cmd.is_some(), "--health-cmd"),
+        (args.serving.health_interval.is_some(), "--health-interval"),
+        (args.serving.health_timeout.is_some(), "--health-timeout"),
+        (args.serving.health_retries.is_some(), "--health-retries"),
         (args.serving.instance_var.is_some(), "--instance-var"),
         (args.serving.increment_var.is_some(), "--increment-var"),
         (!args.args.is_empty(), "arguments after --"),
@@ -691,6 +703,66 @@ mod tests {
         );
     }
 
+    #[test]
+    fn health_flags_shape_a_new_app() {
+        let args = start_args(&[
+            "server.js",
+            "--health-http",
+            "http://127.0.0.1:8000/health",
+            "--health-tcp",
+            "db:5432",
+            "--health-cmd",
+            "pg_isready",
+            "--health-interval",
+            "30s",
+            "--health-timeout",
+            "1500",
+            "--health-retries",
+            "5",
+        ]);
+        assert_eq!(
+            new_app_options(&args),
+            [
+                "--health-http",
+                "--health-tcp",
+                "--health-cmd",
+                "--health-interval",
+                "--health-timeout",
+                "--health-retries"
+            ]
+        );
+        let serving = start_options(&args).unwrap().serving;
+        assert_eq!(
+            (
+                serving.health_http.as_deref(),
+                serving.health_tcp.as_deref(),
+                serving.health_cmd.as_deref()
+            ),
+            (
+                Some("http://127.0.0.1:8000/health"),
+                Some("db:5432"),
+                Some("pg_isready")
+            )
+        );
+        assert_eq!(
+            (
+                serving.health_interval_ms,
+                serving.health_timeout_ms,
+                serving.health_retries
+            ),
+            (Some(30_000), Some(1500), Some(5))
+        );
+        let plain = start_options(&start_args(&["server.js"])).unwrap().serving;
+        assert_eq!(
+            (
+                plain.health_http,
+                plain.health_interval_ms,
+                plain.health_retries
+            ),
+            (None, None, None)
+        );
+    }
+
     fn parse_error(words: &[&str]) -> String {
         let error = crate::cli::Cli::try_parse_from(["zpm"].iter().chain(words)).unwrap_err();
         error.to_string()
@@ -710,6 +782,18 @@ mod tests {
             (
                 &["start", "s.js", "--watchdog-sec=-1"],
                 "invalid value '-1' for '--watchdog-sec <SECONDS>'",
+            ),
+            (
+                &["start", "s.js", "--health-interval", "often"],
+                r#"invalid value 'often' for '--health-interval <MS>': invalid duration "often""#,
+            ),
+            (
+                &["start", "s.js", "--health-retries", "three"],
+                "invalid value 'three' for '--health-retries <N>'",
+            ),
+            (
+                &["start", "s.js", "--health-tcp", ""],
+                "a value is required for '--health-tcp <PORT|HOST:PORT>' but none was supplied",
             ),
             (
                 &["start", "s.js", "--ready-log", ""],

@@ -118,6 +118,7 @@ impl Proc {
             max_memory_restart: self.spec.max_memory_restart,
             error: r.error.clone(),
             status_text: r.status_text.clone(),
+            health: r.health.clone(),
         }
     }
 }
@@ -141,6 +142,7 @@ fn initial_report(id: u32, status: ProcessStatus, restarts: u32) -> ProcessRepor
         error: None,
         reason: None,
         status_text: None,
+        health: None,
     }
 }
 

@@ -64,3 +64,15 @@ impl Health {
         self.http.is_some() || self.tcp.is_some() || self.cmd.is_some()
     }
 }
+
+/// What an instance's health checks found (`ProcessInfo.health`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// Failed checks in a row.
+    pub failures: u32,
+    /// Checks not run because the one before was still running.
+    pub skipped: u64,
+    /// Why the last check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}

@@ -67,6 +67,9 @@ pub struct ProcessInfo {
     /// The app's own status line (sd_notify `STATUS=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
+    /// What its health checks found, once they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthStatus>,
 }
 
 /// What a spawner reports about one app after every change (`proc.report`).
@@ -95,6 +98,9 @@ pub struct ProcessReport {
     /// The app's own status line (sd_notify `STATUS=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
+    /// What its health checks found, once they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthStatus>,
 }
 
 /// Why an app instance was restarted (or gave up), for `zpm describe`.

@@ -182,10 +182,24 @@ mod tests {
                 .unwrap_err()
                 .contains("only http://")
         );
-        assert!(HttpUrl::parse("ready_http", "http://x:0/").unwrap_err().contains("port"));
-        assert!(HttpUrl::parse("ready_http", "http:///a").unwrap_err().contains("no host"));
-        assert_eq!(tcp_target("ready_tcp", "8000").unwrap(), ("127.0.0.1".into(), 8000));
-        assert_eq!(tcp_target("ready_tcp", "10.0.0.1:53").unwrap(), ("10.0.0.1".into(), 53));
+        assert!(
+            HttpUrl::parse("ready_http", "http://x:0/")
+                .unwrap_err()
+                .contains("port")
+        );
+        assert!(
+            HttpUrl::parse("ready_http", "http:///a")
+                .unwrap_err()
+                .contains("no host")
+        );
+        assert_eq!(
+            tcp_target("ready_tcp", "8000").unwrap(),
+            ("127.0.0.1".into(), 8000)
+        );
+        assert_eq!(
+            tcp_target("ready_tcp", "10.0.0.1:53").unwrap(),
+            ("10.0.0.1".into(), 53)
+        );
         assert!(tcp_target("ready_tcp", "x").is_err());
     }
 

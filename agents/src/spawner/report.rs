@@ -77,6 +77,7 @@ impl Reporter {
                 error: None,
                 reason: None,
                 status_text: None,
+                health: None,
             },
         }
     }
@@ -111,6 +112,7 @@ impl Reporter {
         self.current.started_at_ms = Some(started_at_ms);
         self.current.error = None;
         self.current.status_text = None;
+        self.current.health = None;
         self.send(Outbound::Report(self.current.clone()));
         self.event(ProcessEventKind::Start, None, None);
         if !gated {
@@ -135,6 +137,12 @@ impl Reporter {
     /// Why the launch failed, shown by `ls --json`/`describe` and used by `start`.
     pub fn set_error(&mut self, error: Option<String>) {
         self.current.error = error;
+    }
+
+    /// What its health checks found.
+    pub fn health(&mut self, status: zpm_proto::health::HealthStatus) {
+        self.current.health = Some(status);
+        self.send(Outbound::Report(self.current.clone()));
     }
 
     /// The app's sd_notify `STATUS=`.

@@ -216,6 +216,7 @@ impl Apps {
                 error: None,
                 reason: None,
                 status_text: None,
+                health: None,
             };
             let _ = self.out.try_send(Outbound::Report(report));
             return;

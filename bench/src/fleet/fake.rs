@@ -179,6 +179,7 @@ pub fn holding(k: usize, host: &str, apps: usize) -> Vec<Held> {
                     error: None,
                     reason: None,
                     status_text: None,
+                    health: None,
                 },
                 instance: 0,
                 spec,
@@ -354,6 +355,7 @@ async fn obey(client: Arc<Client>, mut pushes: mpsc::Receiver<Push>, counters: A
                 error: None,
                 reason: None,
                 status_text: None,
+                health: None,
             };
             // With the outbox full, wait a moment rather than lose the report.
             while client.notify_method::<agent::Report>(&report).is_err() {

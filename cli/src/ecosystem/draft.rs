@@ -151,6 +151,7 @@ impl Draft {
         self.copy_restart_policy(&mut spec);
         spec.logs = self.logs.resolve(&spec.cwd)?;
         self.serving.resolve(&mut spec, inferred)?;
+        warnings.extend(self.serving.unused_health_settings());
         validate::spec(&spec)?;
         Ok(spec)
     }

@@ -50,7 +50,7 @@ pub struct StartOptions {
     /// `-o`, `-e`, `-l`, `--merge-logs`, `--time`, `--log-date-format`, `--log-type`.
     pub logs: LogDraft,
     /// `--listen`, `--exec-mode`, `--wait-ready`, `--listen-timeout`, `--ready-*`,
-    /// `--watchdog-sec`, `--instance-var`, `--increment-var`.
+    /// `--watchdog-sec`, `--health-*`, `--instance-var`, `--increment-var`.
     pub serving: ServingDraft,
 }
 

@@ -1,14 +1,16 @@
 //! How an app serves, before resolution — `listen`, `exec_mode`, readiness (`wait_ready`,
-//! `listen_timeout`, `ready_*`, `watchdog_sec`) and the per-instance variables — PM2's keys
-//! from the file, `zpm start` flags on top; and how they become the spec's fields: relative
-//! `unix:` paths made absolute against the app's cwd, every value checked with the
-//! ecosystem key's name (the rules of `zpm_proto::validate`, which God applies too).
+//! `listen_timeout`, `ready_*`, `watchdog_sec`), health checks (`health_*`) and the
+//! per-instance variables — PM2's keys from the file, `zpm start` flags on top; and how
+//! they become the spec's fields: relative `unix:` paths made absolute against the app's
+//! cwd, every value checked with the ecosystem key's name (the rules of
+//! `zpm_proto::validate`, which God applies too).
 
 use super::fields::{Field, describe};
 use anyhow::{anyhow, bail};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use zpm_proto::AppSpec;
+use zpm_proto::health::{DEFAULT_INTERVAL_MS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, Health};
 use zpm_proto::ready::{DEFAULT_READY_TIMEOUT_MS, ExecMode, Readiness};
 use zpm_proto::validate as rules;
 
@@ -27,6 +29,12 @@ pub struct ServingDraft {
     pub ready_log: Option<String>,
     /// `Some(0)`: no watchdog (systemd's `WatchdogSec=0`).
     pub watchdog_ms: Option<u64>,
+    pub health_http: Option<String>,
+    pub health_tcp: Option<String>,
+    pub health_cmd: Option<String>,
+    pub health_interval_ms: Option<u64>,
+    pub health_timeout_ms: Option<u64>,
+    pub health_retries: Option<u32>,
     pub instance_var: Option<String>,
     pub increment_var: Option<String>,
 }
@@ -51,6 +59,12 @@ impl ServingDraft {
         over(&mut self.ready_cmd, &other.ready_cmd);
         over(&mut self.ready_log, &other.ready_log);
         self.watchdog_ms = other.watchdog_ms.or(self.watchdog_ms);
+        over(&mut self.health_http, &other.health_http);
+        over(&mut self.health_tcp, &other.health_tcp);
+        over(&mut self.health_cmd, &other.health_cmd);
+        self.health_interval_ms = other.health_interval_ms.or(self.health_interval_ms);
+        self.health_timeout_ms = other.health_timeout_ms.or(self.health_timeout_ms);
+        self.health_retries = other.health_retries.or(self.health_retries);
         over(&mut self.instance_var, &other.instance_var);
         over(&mut self.increment_var, &other.increment_var);
     }
@@ -68,6 +82,12 @@ impl ServingDraft {
             "ready_cmd" => self.ready_cmd = Some(field.non_empty_string()?),
             "ready_log" => self.ready_log = Some(field.non_empty_string()?),
             "watchdog_sec" => self.watchdog_ms = Some(field.seconds_ms()?),
+            "health_http" => self.health_http = Some(field.non_empty_string()?),
+            "health_tcp" => self.health_tcp = Some(tcp_target(field)?),
+            "health_cmd" => self.health_cmd = Some(field.non_empty_string()?),
+            "health_interval" => self.health_interval_ms = Some(field.duration_ms()?),
+            "health_timeout" => self.health_timeout_ms = Some(field.duration_ms()?),
+            "health_retries" => self.health_retries = Some(field.count()?),
             "instance_var" => self.instance_var = Some(field.non_empty_string()?),
             "increment_var" => self.increment_var = Some(field.non_empty_string()?),
             _ => return Ok(false),
@@ -75,10 +95,10 @@ impl ServingDraft {
         Ok(true)
     }
 
-    /// Sets the spec's `listen`, `exec_mode` (`inferred` when not said), `ready`,
+    /// Sets the spec's `listen`, `exec_mode` (`inferred` when not said), `ready`, `health`,
     /// `instance_var` and `increment_var`; `spec.cwd` is the app's absolute, canonical
-    /// working directory. `increment_var`'s rule needs the final env: the whole spec's
-    /// validation checks it.
+    /// working directory. `health` and `increment_var` (whose rule needs the final env) are
+    /// checked by the whole spec's validation.
     pub(super) fn resolve(&self, spec: &mut AppSpec, inferred: ExecMode) -> anyhow::Result<()> {
         spec.listen = self
             .listen
@@ -98,9 +118,39 @@ impl ServingDraft {
             watchdog_ms: self.watchdog_ms.filter(|ms| *ms > 0),
         };
         rules::readiness(&spec.ready)?;
+        spec.health = Health {
+            http: self.health_http.clone(),
+            tcp: self.health_tcp.clone(),
+            cmd: self.health_cmd.clone(),
+            interval_ms: self.health_interval_ms.unwrap_or(DEFAULT_INTERVAL_MS),
+            timeout_ms: self.health_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            retries: self.health_retries.unwrap_or(DEFAULT_RETRIES),
+        };
         spec.instance_var.clone_from(&self.instance_var);
         spec.increment_var.clone_from(&self.increment_var);
         Ok(())
+    }
+
+    /// A warning when `health_interval`, `health_timeout` or `health_retries` is set
+    /// without a check (`health_http`, `health_tcp`, `health_cmd`): they then do nothing.
+    pub(super) fn unused_health_settings(&self) -> Option<String> {
+        if self.health_http.is_some() || self.health_tcp.is_some() || self.health_cmd.is_some() {
+            return None;
+        }
+        let set: Vec<&str> = [
+            (self.health_interval_ms.is_some(), "health_interval"),
+            (self.health_timeout_ms.is_some(), "health_timeout"),
+            (self.health_retries.is_some(), "health_retries"),
+        ]
+        .into_iter()
+        .filter_map(|(given, key)| given.then_some(key))
+        .collect();
+        (!set.is_empty()).then(|| {
+            format!(
+                "{} without a health check (health_http, health_tcp or health_cmd): ignored",
+                set.join(", ")
+            )
+        })
     }
 }
 
@@ -158,7 +208,8 @@ fn exec_mode(field: &Field<'_>) -> anyhow::Result<ExecMode> {
     crate::cli::parse_exec_mode(&text).map_err(|_| field.error("\"fork\" or \"cluster\""))
 }
 
-/// `ready_tcp`: a port number, or `"PORT"` / `"HOST:PORT"` (checked by the spec's rules).
+/// `ready_tcp`, `health_tcp`: a port number, or `"PORT"` / `"HOST:PORT"` (checked by the
+/// spec's rules).
 fn tcp_target(field: &Field<'_>) -> anyhow::Result<String> {
     match field.value {
         Value::Number(n) => n

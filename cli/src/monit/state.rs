@@ -184,6 +184,7 @@ pub mod tests {
             max_memory_restart: None,
             error: None,
             status_text: None,
+            health: None,
         }
     }
 

@@ -111,7 +111,11 @@ pub fn health(health: &crate::health::Health) -> Result<(), Invalid> {
     if let Some(cmd) = &health.cmd {
         command("health_cmd", cmd)?;
     }
-    ms("health_interval", health.interval_ms, MIN_HEALTH_INTERVAL_MS)?;
+    ms(
+        "health_interval",
+        health.interval_ms,
+        MIN_HEALTH_INTERVAL_MS,
+    )?;
     ms("health_timeout", health.timeout_ms, 1)?;
     if !(1..=MAX_HEALTH_RETRIES).contains(&health.retries) {
         return Err(Invalid::new(format!(

@@ -3,6 +3,7 @@
 //! bounded channel the supervisor reads. Dropping the links ends their tasks and removes
 //! the notify socket.
 
+use super::health;
 use super::ipc::{self, IpcSender};
 use super::{notify, probe};
 use std::os::fd::OwnedFd;
@@ -31,6 +32,8 @@ pub enum RunSignal {
     ListenRequest { port: u16, host: Option<String> },
     /// The Node preload module's server listens on a zpm socket.
     Listening,
+    /// What the health checks found, when it changed.
+    Health(zpm_proto::health::HealthStatus),
 }
 
 /// One run's links, before and after the process exists.
@@ -102,12 +105,24 @@ impl RunLinks {
             self.tasks.extend(tasks);
         }
         if spec.ready.has_probe() {
-            let context = probe::ProbeContext {
-                cwd: spec.cwd.clone(),
-                env: spec.env.clone(),
-            };
             self.tasks
-                .extend(probe::start(&spec.ready, &context, &self.tx));
+                .extend(probe::start(&spec.ready, &probe_context(spec), &self.tx));
+        }
+    }
+
+    /// Starts the health checks of `spec`, if any (once the run is ready).
+    pub fn start_health(&mut self, spec: &AppSpec) {
+        let health = &spec.health;
+        let checks = probe::Check::configured(
+            "health",
+            health.http.as_deref(),
+            health.tcp.as_deref(),
+            health.cmd.as_deref(),
+            &probe_context(spec),
+        );
+        if !checks.is_empty() {
+            let watch = health::watch(checks, health.clone(), self.tx.clone());
+            self.tasks.push(tokio::spawn(watch));
         }
     }
 
@@ -121,6 +136,13 @@ impl RunLinks {
             signals: self.tx.clone(),
         })
     }
+}
+
+fn probe_context(spec: &AppSpec) -> std::sync::Arc<probe::ProbeContext> {
+    std::sync::Arc::new(probe::ProbeContext {
+        cwd: spec.cwd.clone(),
+        env: spec.env.clone(),
+    })
 }
 
 impl Drop for RunLinks {

@@ -3,6 +3,7 @@
 //! messages (`links`): sd_notify (`notify`), Node's IPC channel (`ipc`), and readiness
 //! probes (`probe`).
 
+mod health;
 mod ipc;
 mod links;
 mod notify;

@@ -58,6 +58,8 @@ pub struct Live {
     pub watchdog_at: Option<Instant>,
     /// Its sd_notify `STATUS=` while it is a replacement, not yet the instance's run.
     pub status_text: Option<String>,
+    /// Its health checks failed `retries` times in a row: to be restarted, for this.
+    pub unhealthy: Option<zpm_proto::RestartReason>,
 }
 
 impl Live {
@@ -142,6 +144,7 @@ impl Supervisor {
             links,
             gate,
             status_text: None,
+            unhealthy: None,
         })
     }
 }

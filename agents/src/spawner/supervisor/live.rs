@@ -28,7 +28,21 @@ impl Supervisor {
             RunSignal::Stopping => self.reporter.status_text("stopping".to_owned()),
             RunSignal::Message(packet) => self.reporter.message(packet),
             RunSignal::ListenRequest { port, host } => self.give_socket(live, port, host),
+            RunSignal::Health(status) => {
+                if status.failures >= self.spec.health.retries {
+                    live.unhealthy = Some(RestartReason::Health {
+                        failures: status.failures,
+                        last: status.last.clone().unwrap_or_default(),
+                    });
+                }
+                self.reporter.health(status);
+            }
         }
+    }
+
+    /// From now on the run counts as up: its health checks begin.
+    pub(super) fn check_health_from_now(&self, live: &mut Live) {
+        live.links.start_health(&self.spec);
     }
 
     /// Marks the run ready (once): `online` if it was `launching`, and a waiting reload
@@ -41,6 +55,7 @@ impl Supervisor {
         if live.gate != Gate::None {
             self.reporter.ready();
         }
+        self.check_health_from_now(live);
         self.answer_reload(None);
     }
 
@@ -78,10 +93,21 @@ impl Supervisor {
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Next {
         let timeout_ms = self.spec.ready.watchdog_ms.unwrap_or_default();
-        tracing::warn!(id = self.id, timeout_ms, "watchdog missed; restarting");
+        self.restart_for(live, RestartReason::Watchdog { timeout_ms }, commands)
+            .await
+    }
+
+    /// The spawner restarts the run itself (watchdog, health), saying why.
+    pub(super) async fn restart_for(
+        &mut self,
+        live: &mut Live,
+        reason: RestartReason,
+        commands: &mut mpsc::Receiver<AppCommand>,
+    ) -> Next {
+        tracing::warn!(id = self.id, ?reason, "restarting");
         let last = self.stop(live, Some(AppCommand::Restart), commands).await;
         if last == Some(AppCommand::Restart) {
-            return self.relaunch(Some(RestartReason::Watchdog { timeout_ms }));
+            return self.relaunch(Some(reason));
         }
         self.after_stop(last)
     }

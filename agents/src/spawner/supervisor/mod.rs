@@ -164,6 +164,7 @@ impl Supervisor {
         self.reporter
             .launched(live.run.pid, self.restarts, live.run.started_at_ms, gated);
         if live.gate == launch::Gate::None {
+            self.check_health_from_now(&mut live);
             self.answer_reload(None);
         }
         let next = self.supervise(&mut live, commands).await;
@@ -188,6 +189,9 @@ impl Supervisor {
                 }
                 Some(signal) = live.links.signals.recv() => {
                     self.on_signal(live, signal);
+                    if let Some(reason) = live.unhealthy.take() {
+                        return self.restart_for(live, reason, commands).await;
+                    }
                     continue;
                 }
                 () = deadline(live.ready_by) => {

@@ -51,6 +51,7 @@ impl Supervisor {
                 live.ready_by = None;
                 self.keep_own_sockets();
                 self.take_over(live, Gate::None);
+                self.check_health_from_now(live);
                 self.retire(next).await;
                 self.reporter.reloaded(token, None);
                 None

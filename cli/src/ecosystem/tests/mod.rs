@@ -2,6 +2,7 @@
 
 mod env_files;
 mod files;
+mod health;
 mod js_files;
 mod logs;
 mod parse;

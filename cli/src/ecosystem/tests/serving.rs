@@ -111,7 +111,7 @@ fn yaml_and_toml_take_single_values() {
     assert!(app.listen.is_empty());
 }
 
-fn flags(serving: ServingDraft) -> StartOptions {
+pub(super) fn flags(serving: ServingDraft) -> StartOptions {
     StartOptions {
         serving,
         ..StartOptions::default()
@@ -224,7 +224,7 @@ fn instances_on_the_command_line_make_a_node_script_a_cluster() {
 }
 
 /// The error for an app `w` of `e.json` with the extra keys `extra`.
-fn key_error(extra: &str) -> String {
+pub(super) fn key_error(extra: &str) -> String {
     let (_keep, dir) = temp_dir();
     write(&dir, "a.sh", "");
     let file = format!(r#"{{"apps": [{{"name": "w", "script": "a.sh", {extra}}}]}}"#);
@@ -270,7 +270,7 @@ fn bad_listen_values_name_the_key_and_the_value() {
 }
 
 /// Each (extra keys, the error after `e.json: app "w": `).
-fn assert_key_errors(cases: &[(&str, &str)]) {
+pub(super) fn assert_key_errors(cases: &[(&str, &str)]) {
     for (extra, expected) in cases {
         assert_eq!(
             key_error(extra),
