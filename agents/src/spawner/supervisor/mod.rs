@@ -179,6 +179,10 @@ impl Supervisor {
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Next {
         loop {
+            // Also found while a reload was under way (and rolled back).
+            if let Some(reason) = live.unhealthy.take() {
+                return self.restart_for(live, reason, commands).await;
+            }
             let command = tokio::select! {
                 exit = live.run.wait() => {
                     live.run.clear_leftovers(self.kill_signal(), self.kill_timeout()).await;
@@ -189,9 +193,6 @@ impl Supervisor {
                 }
                 Some(signal) = live.links.signals.recv() => {
                     self.on_signal(live, signal);
-                    if let Some(reason) = live.unhealthy.take() {
-                        return self.restart_for(live, reason, commands).await;
-                    }
                     continue;
                 }
                 () = deadline(live.ready_by) => {
