@@ -6,6 +6,7 @@ mod autolaunch;
 mod cli;
 mod cluster;
 mod crash;
+mod cron;
 mod ecosystem_files;
 mod first_hour;
 mod harness;

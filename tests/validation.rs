@@ -203,6 +203,12 @@ fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
             json!({"tcp": "80", "retries": 0}),
             "invalid health_retries 0",
         ),
+        ("cron_restart", json!("* *"), "2 fields, expected 5"),
+        (
+            "cron_restart",
+            json!("61 * * * *"),
+            r#"invalid cron_restart "61 * * * *""#,
+        ),
     ]
 }
 

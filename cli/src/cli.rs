@@ -440,6 +440,10 @@ pub struct ServingArgs {
     /// number (PORT=3000: 3000, 3001, …).
     #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub increment_var: Option<String>,
+    /// Restart on this cron schedule ("0 3 * * *"; 6 fields: seconds first), in the app's
+    /// TZ or local time. With --no-autorestart: a job run at each tick.
+    #[arg(long, visible_alias = "cron", value_name = "PATTERN", value_parser = NonEmptyStringValueParser::new())]
+    pub cron_restart: Option<String>,
 }
 
 /// `fork` or `cluster` (also PM2's `fork_mode`, `cluster_mode`).

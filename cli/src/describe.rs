@@ -64,6 +64,10 @@ pub fn describe_table(app: &AppDescription) -> String {
     ];
     rows.extend(serving_rows(spec));
     rows.push(("health now", health_now(info.health.as_ref())));
+    rows.push((
+        "cron restart",
+        or_dash(spec.cron_restart.as_deref().map(printable)),
+    ));
     rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
     rows.push((
         "env (set for the app)",
@@ -250,6 +254,7 @@ fn reason(reason: &RestartReason) -> String {
         RestartReason::Watchdog { timeout_ms } => {
             format!("watchdog: no WATCHDOG=1 for {timeout_ms} ms")
         }
+        RestartReason::Cron => "cron_restart schedule".to_owned(),
         RestartReason::Health { failures, last } => {
             format!(
                 "health: {failures} failed checks in a row ({})",

@@ -209,6 +209,7 @@ fn serving_options(args: &ServingArgs) -> ServingDraft {
         health_retries: args.health_retries,
         instance_var: args.instance_var.clone(),
         increment_var: args.increment_var.clone(),
+        cron_restart: args.cron_restart.clone(),
     }
 }
 
@@ -338,6 +339,7 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.serving.health_retries.is_some(), "--health-retries"),
         (args.serving.instance_var.is_some(), "--instance-var"),
         (args.serving.increment_var.is_some(), "--increment-var"),
+        (args.serving.cron_restart.is_some(), "--cron-restart"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()

@@ -64,6 +64,10 @@ pub struct AppSpec {
     /// Liveness checks while it runs.
     #[serde(default, skip_serializing_if = "Health::is_default")]
     pub health: Health,
+    /// Restart on this cron schedule (5 or 6 fields, the app's `TZ` or the host's local
+    /// time); with `autorestart: false`, a job run at each tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_restart: Option<String>,
 }
 
 impl AppSpec {
@@ -100,6 +104,7 @@ impl AppSpec {
             instance_var: None,
             increment_var: None,
             health: Health::default(),
+            cron_restart: None,
         }
     }
 
@@ -149,6 +154,7 @@ impl std::fmt::Debug for AppSpec {
             .field("instance_var", &self.instance_var)
             .field("increment_var", &self.increment_var)
             .field("health", &self.health)
+            .field("cron_restart", &self.cron_restart)
             .finish()
     }
 }

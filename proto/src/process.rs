@@ -126,6 +126,8 @@ pub enum RestartReason {
     Watchdog { timeout_ms: u64 },
     /// Its health check failed `failures` times in a row.
     Health { failures: u32, last: String },
+    /// Its `cron_restart` schedule came due.
+    Cron,
 }
 
 /// One entry of an instance's restart history.

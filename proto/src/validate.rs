@@ -13,7 +13,7 @@ pub use logs::{
     MAX_DATE_FORMAT_BYTES, MAX_LOG_PATH_BYTES, MAX_LOG_RETAIN, MIN_LOG_MAX_SIZE, app_logs,
     date_format, log_max_size, log_path, log_retain,
 };
-pub use serving::{MAX_LISTEN, listen, readiness, ready_log};
+pub use serving::{MAX_LISTEN, cron_restart, health, listen, readiness, ready_log};
 
 /// Longest app name or namespace, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;

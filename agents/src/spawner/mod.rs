@@ -12,6 +12,7 @@ mod reaper;
 mod record;
 pub mod report;
 mod run;
+mod schedule;
 pub mod serve;
 mod supervisor;
 

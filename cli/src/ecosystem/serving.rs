@@ -1,6 +1,6 @@
 //! How an app serves, before resolution — `listen`, `exec_mode`, readiness (`wait_ready`,
-//! `listen_timeout`, `ready_*`, `watchdog_sec`), health checks (`health_*`) and the
-//! per-instance variables — PM2's keys from the file, `zpm start` flags on top; and how
+//! `listen_timeout`, `ready_*`, `watchdog_sec`), health checks (`health_*`), the restart
+//! schedule (`cron_restart`) and the per-instance variables — PM2's keys from the file, `zpm start` flags on top; and how
 //! they become the spec's fields: relative `unix:` paths made absolute against the app's
 //! cwd, every value checked with the ecosystem key's name (the rules of
 //! `zpm_proto::validate`, which God applies too).
@@ -37,6 +37,7 @@ pub struct ServingDraft {
     pub health_retries: Option<u32>,
     pub instance_var: Option<String>,
     pub increment_var: Option<String>,
+    pub cron_restart: Option<String>,
 }
 
 impl ServingDraft {
@@ -67,6 +68,7 @@ impl ServingDraft {
         self.health_retries = other.health_retries.or(self.health_retries);
         over(&mut self.instance_var, &other.instance_var);
         over(&mut self.increment_var, &other.increment_var);
+        over(&mut self.cron_restart, &other.cron_restart);
     }
 
     /// Reads `field` if it is one of these keys; false if it is not.
@@ -90,6 +92,8 @@ impl ServingDraft {
             "health_retries" => self.health_retries = Some(field.count()?),
             "instance_var" => self.instance_var = Some(field.non_empty_string()?),
             "increment_var" => self.increment_var = Some(field.non_empty_string()?),
+            // PM2 reads both.
+            "cron_restart" | "cron" => self.cron_restart = Some(field.non_empty_string()?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -128,6 +132,10 @@ impl ServingDraft {
         };
         spec.instance_var.clone_from(&self.instance_var);
         spec.increment_var.clone_from(&self.increment_var);
+        if let Some(pattern) = &self.cron_restart {
+            rules::cron_restart(pattern)?;
+        }
+        spec.cron_restart.clone_from(&self.cron_restart);
         Ok(())
     }
 

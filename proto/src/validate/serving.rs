@@ -136,6 +136,28 @@ fn command(field: &str, cmd: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest `cron_restart` pattern, in bytes.
+pub const MAX_CRON_BYTES: usize = 256;
+
+/// A `cron_restart` schedule: 5 or 6 fields (seconds first), at most [`MAX_CRON_BYTES`].
+pub fn cron_restart(pattern: &str) -> Result<croner::Cron, Invalid> {
+    if pattern.len() > MAX_CRON_BYTES {
+        return Err(Invalid::new(format!(
+            "invalid cron_restart: {} bytes, at most {MAX_CRON_BYTES}",
+            pattern.len()
+        )));
+    }
+    let fields = pattern.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(Invalid::new(format!(
+            "invalid cron_restart {pattern:?}: {fields} fields, expected 5 (minute hour day month weekday) or 6 (seconds first)"
+        )));
+    }
+    croner::parser::CronParser::new()
+        .parse(pattern)
+        .map_err(|e| Invalid::new(format!("invalid cron_restart {pattern:?}: {e}")))
+}
+
 /// `instance_var` names a variable; `increment_var` names one the env sets to a number.
 pub fn instance_vars(spec: &AppSpec) -> Result<(), Invalid> {
     if let Some(name) = &spec.instance_var {
@@ -168,6 +190,7 @@ pub fn text_bytes(spec: &AppSpec) -> usize {
         + optional(&spec.health.http)
         + optional(&spec.health.tcp)
         + optional(&spec.health.cmd)
+        + optional(&spec.cron_restart)
         + optional(&spec.instance_var)
         + optional(&spec.increment_var)
 }
@@ -177,5 +200,8 @@ pub fn serving(spec: &AppSpec) -> Result<(), Invalid> {
     listen(&spec.listen)?;
     readiness(&spec.ready)?;
     health(&spec.health)?;
+    if let Some(pattern) = &spec.cron_restart {
+        cron_restart(pattern)?;
+    }
     instance_vars(spec)
 }

@@ -69,6 +69,9 @@ pub struct Supervisor {
     policy: RestartState,
     /// A reload asked while no run was up: answered once the next run is ready or fails.
     reload_token: Option<u64>,
+    /// The run ended by itself (not by a stop): with `cron_restart` it runs again at the
+    /// next tick (a scheduled job).
+    ended_by_itself: bool,
 }
 
 /// What every supervisor on this spawner shares.
@@ -106,6 +109,7 @@ impl Supervisor {
             restarts: command.restarts,
             policy: RestartState::default(),
             reload_token: None,
+            ended_by_itself: false,
         }
     }
 
@@ -148,6 +152,7 @@ impl Supervisor {
     }
 
     async fn launch(&mut self, commands: &mut mpsc::Receiver<AppCommand>) -> Next {
+        self.ended_by_itself = false;
         let mut live = match self.start_run() {
             Ok(live) => live,
             Err(e) => {
@@ -178,6 +183,7 @@ impl Supervisor {
         live: &mut Live,
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Next {
+        let cron_at = self.next_cron();
         loop {
             // Also found while a reload was under way (and rolled back).
             if let Some(reason) = live.unhealthy.take() {
@@ -203,6 +209,9 @@ impl Supervisor {
                 }
                 () = deadline(live.watchdog_at) => {
                     return self.on_watchdog_missed(live, commands).await;
+                }
+                () = deadline(cron_at) => {
+                    return self.restart_for(live, RestartReason::Cron, commands).await;
                 }
                 command = commands.recv() => command,
             };
@@ -297,10 +306,12 @@ impl Supervisor {
         self.reporter.set_exit(exit);
         match decision {
             Decision::Stop => {
+                self.ended_by_itself = true;
                 self.settle(ProcessStatus::Stopped);
                 Next::Idle
             }
             Decision::Errored => {
+                self.ended_by_itself = true;
                 self.settle(ProcessStatus::Errored);
                 Next::Idle
             }
@@ -350,11 +361,29 @@ impl Supervisor {
         }
     }
 
+    /// When `cron_restart` next comes due, if the app has one.
+    fn next_cron(&self) -> Option<Instant> {
+        let pattern = self.spec.cron_restart.as_deref()?;
+        super::schedule::until_next(pattern, &self.spec.env).map(|wait| Instant::now() + wait)
+    }
+
     async fn idle(&mut self, commands: &mut mpsc::Receiver<AppCommand>) -> Next {
-        match commands.recv().await {
+        // A scheduled job (it ended by itself) waits for its next tick; one a user stopped
+        // waits for the user.
+        let cron_at = if self.ended_by_itself {
+            self.next_cron()
+        } else {
+            None
+        };
+        let command = tokio::select! {
+            () = deadline(cron_at) => return self.restart_now(Some(RestartReason::Cron)),
+            command = commands.recv() => command,
+        };
+        match command {
             Some(AppCommand::Restart) => self.restart_now(None),
             Some(AppCommand::Reload { token, spec }) => self.reload_idle(token, spec),
             Some(AppCommand::Stop) => {
+                self.ended_by_itself = false;
                 self.reporter.status_again();
                 Next::Idle
             }
