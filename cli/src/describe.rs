@@ -255,6 +255,7 @@ fn reason(reason: &RestartReason) -> String {
             format!("watchdog: no WATCHDOG=1 for {timeout_ms} ms")
         }
         RestartReason::Cron => "cron_restart schedule".to_owned(),
+        RestartReason::Watch { path } => format!("watch: {} changed", printable(path)),
         RestartReason::Health { failures, last } => {
             format!(
                 "health: {failures} failed checks in a row ({})",

@@ -1,5 +1,7 @@
+use crate::depends::Dependency;
 use crate::health::Health;
 use crate::ready::{ExecMode, Readiness};
+use crate::watch::Watch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -68,6 +70,42 @@ pub struct AppSpec {
     /// time); with `autorestart: false`, a job run at each tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_restart: Option<String>,
+    /// Apps of the same namespace this one starts after (and stops before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Dependency>,
+    /// How long it waits for its dependencies; unset: [`crate::depends::DEFAULT_TIMEOUT_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_timeout_ms: Option<u64>,
+    /// Restart on file changes.
+    #[serde(default, skip_serializing_if = "Watch::is_default")]
+    pub watch: Watch,
+    /// Where its environment came from, so `--update-env` can read it again.
+    #[serde(default, skip_serializing_if = "EnvOrigin::is_empty")]
+    pub env_origin: EnvOrigin,
+}
+
+/// The sources of an app's `env` besides the CLI's environment (which is read again from
+/// the shell running `--update-env`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvOrigin {
+    /// The ecosystem file it was started from (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// `--env NAME`: the `env_NAME` block used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_name: Option<String>,
+    /// `--env-file` files given on the command line (absolute), read after the file's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// `--env-var` names, kept with their values on `--update-env` (they win over files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+impl EnvOrigin {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl AppSpec {
@@ -105,6 +143,10 @@ impl AppSpec {
             increment_var: None,
             health: Health::default(),
             cron_restart: None,
+            depends_on: Vec::new(),
+            depends_timeout_ms: None,
+            watch: Watch::default(),
+            env_origin: EnvOrigin::default(),
         }
     }
 
@@ -155,6 +197,10 @@ impl std::fmt::Debug for AppSpec {
             .field("increment_var", &self.increment_var)
             .field("health", &self.health)
             .field("cron_restart", &self.cron_restart)
+            .field("depends_on", &self.depends_on)
+            .field("depends_timeout_ms", &self.depends_timeout_ms)
+            .field("watch", &self.watch)
+            .field("env_origin", &self.env_origin)
             .finish()
     }
 }

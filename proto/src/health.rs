@@ -72,6 +72,9 @@ pub struct HealthStatus {
     pub failures: u32,
     /// Checks not run because the one before was still running.
     pub skipped: u64,
+    /// Checks passed since the run became ready (`depends_on: healthy` waits for one).
+    #[serde(default)]
+    pub passed: u64,
     /// Why the last check failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,

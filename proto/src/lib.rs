@@ -5,6 +5,7 @@
 mod agent;
 mod app;
 pub mod commands;
+pub mod depends;
 pub mod health;
 mod listen;
 pub mod logfiles;
@@ -17,9 +18,10 @@ pub mod ready;
 pub mod topics;
 pub mod tunnel;
 pub mod validate;
+pub mod watch;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
-pub use app::AppSpec;
+pub use app::{AppSpec, EnvOrigin};
 pub use listen::{BadListenAddr, ListenAddr, MAX_UNIX_PATH_BYTES};
 pub use logs::{
     LogChunk, LogCursor, LogEvent, LogStream, LogsAnswer, LogsAsk, LogsFetch, LogsFetched,

@@ -128,6 +128,8 @@ pub enum RestartReason {
     Health { failures: u32, last: String },
     /// Its `cron_restart` schedule came due.
     Cron,
+    /// Files under its `watch` paths changed (`path`: one of them).
+    Watch { path: String },
 }
 
 /// One entry of an instance's restart history.

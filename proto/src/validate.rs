@@ -9,11 +9,13 @@ use std::str::FromStr as _;
 
 mod logs;
 mod serving;
+mod triggers;
 pub use logs::{
     MAX_DATE_FORMAT_BYTES, MAX_LOG_PATH_BYTES, MAX_LOG_RETAIN, MIN_LOG_MAX_SIZE, app_logs,
     date_format, log_max_size, log_path, log_retain,
 };
 pub use serving::{MAX_LISTEN, cron_restart, health, listen, readiness, ready_log};
+pub use triggers::{MAX_DEPENDENCIES, MAX_WATCH_ENTRIES, depends_on, watch};
 
 /// Longest app name or namespace, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -261,6 +263,7 @@ fn text_bytes(spec: &AppSpec) -> usize {
             .sum::<usize>()
         + logs::text_bytes(&spec.logs)
         + serving::text_bytes(spec)
+        + triggers::text_bytes(spec)
 }
 
 /// Every rule for one app.
@@ -295,6 +298,7 @@ pub fn app_spec(spec: &AppSpec) -> Result<(), Invalid> {
     memory_limit(spec.max_memory_restart)?;
     hosts(&spec.hosts)?;
     serving::serving(spec)?;
+    triggers::triggers(spec)?;
     app_logs(&spec.logs)
 }
 

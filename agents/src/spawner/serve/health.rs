@@ -20,6 +20,7 @@ pub async fn watch(checks: Vec<Check>, health: Health, signals: mpsc::Sender<Run
         let before = state.clone();
         match check_all(&checks, timeout).await {
             Ok(()) => {
+                state.passed = state.passed.saturating_add(1);
                 state.failures = 0;
                 state.last = None;
             }
@@ -34,7 +35,13 @@ pub async fn watch(checks: Vec<Check>, health: Health, signals: mpsc::Sender<Run
             next += interval;
             state.skipped += 1;
         }
-        if state != before
+        // Only the first pass is news (`depends_on: healthy`); later ones would be a
+        // report per interval for nothing.
+        let news = HealthStatus {
+            passed: before.passed.max(1).min(state.passed),
+            ..state.clone()
+        } != before;
+        if news
             && signals
                 .send(RunSignal::Health(state.clone()))
                 .await
