@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod cron;
+mod depends;
 mod ecosystem_files;
 mod first_hour;
 mod harness;

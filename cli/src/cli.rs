@@ -43,8 +43,8 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Stop apps (ids, names, namespaces or `all`).
     Stop(TargetArgs),
-    /// Restart apps (ids, names, namespaces or `all`).
-    Restart(TargetArgs),
+    /// Restart apps (ids, names, namespaces or `all`), dependencies first.
+    Restart(RestartArgs),
     /// Replace each instance of apps (ids, names, namespaces or `all`) by a new run that is
     /// started and ready before the old one stops; or, given an ecosystem file, reload the
     /// apps whose settings changed, start the new ones and leave the others alone.
@@ -210,6 +210,26 @@ pub struct TargetArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub env: RerunArgs,
+}
+
+/// What `zpm start` of existing apps and `zpm restart`/`reload` may do besides.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct RerunArgs {
+    /// Also start the apps they depend on (depends_on) that are stopped, first.
+    #[arg(long)]
+    pub with_deps: bool,
+    /// Read the environment again (this shell's, then the app's env files and ecosystem
+    /// file); without it an app keeps the environment it was started with.
+    #[arg(long)]
+    pub update_env: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ReloadArgs {
     /// App ids, app names, namespaces or `all`; or one ecosystem file.
     #[arg(required = true, value_name = "TARGET")]
@@ -222,6 +242,10 @@ pub struct ReloadArgs {
     /// With an ecosystem file: use its `env_<NAME>` block, as `zpm start` does.
     #[arg(long = "env", value_name = "NAME")]
     pub env_name: Option<String>,
+    /// Read the environment again (this shell's, then the app's env files and ecosystem
+    /// file); without it an app keeps the environment it was started with.
+    #[arg(long)]
+    pub update_env: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -339,6 +363,9 @@ pub struct StartArgs {
     pub logs: LogArgs,
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// For existing apps only.
+    #[command(flatten)]
+    pub rerun: RerunArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,6 @@
 //! `zpm describe`: everything about one app instance, as a two-column table.
 
-use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, status_name};
+use crate::output::{bytesize_short, new_table, or_dash, printable, short_duration, shown_status};
 use std::time::{Duration, UNIX_EPOCH};
 use zpm_proto::commands::AppDescription;
 use zpm_proto::health::Health;
@@ -22,7 +22,7 @@ pub fn describe_table(app: &AppDescription) -> String {
         ("name", printable(&info.name)),
         ("namespace", printable(&info.namespace)),
         ("instance", info.instance.to_string()),
-        ("status", status_name(info.status).to_owned()),
+        ("status", shown_status(info).to_owned()),
         (
             "status text",
             or_dash(info.status_text.as_deref().map(printable)),
@@ -68,15 +68,59 @@ pub fn describe_table(app: &AppDescription) -> String {
         "cron restart",
         or_dash(spec.cron_restart.as_deref().map(printable)),
     ));
+    rows.extend(dependency_rows(spec, &info.waiting));
     rows.extend(app.logs.as_ref().map_or_else(Vec::new, log_rows));
     rows.push((
         "env (set for the app)",
         if env.is_empty() { "-".to_owned() } else { env },
     ));
+    rows.push(("env rule", env_rule(&spec.env_origin)));
     for (key, value) in rows {
         table.add_row([key.to_owned(), value]);
     }
     table.to_string()
+}
+
+/// What it starts after, and what it waits for now.
+fn dependency_rows(spec: &AppSpec, waiting: &[String]) -> Vec<(&'static str, String)> {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            printable(&items.join(", "))
+        }
+    };
+    let mut rows = vec![(
+        "depends on",
+        list(spec.depends_on.iter().map(ToString::to_string).collect()),
+    )];
+    if spec.depends_timeout_ms.is_some() || !spec.depends_on.is_empty() {
+        let ms = spec
+            .depends_timeout_ms
+            .unwrap_or(zpm_proto::depends::DEFAULT_TIMEOUT_MS);
+        rows.push(("depends timeout", format!("{ms} ms")));
+    }
+    rows.push(("waiting for", list(waiting.to_vec())));
+    rows
+}
+
+/// The environment rule, stated where users look for it.
+fn env_rule(origin: &zpm_proto::EnvOrigin) -> String {
+    let mut sources = vec!["this shell".to_owned()];
+    sources.extend(origin.file.iter().map(|f| printable(f)));
+    sources.extend(origin.env_files.iter().map(|f| printable(f)));
+    format!(
+        "kept as started; `restart --update-env` reads {} again{}",
+        sources.join(", "),
+        if origin.overrides.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (--env-var {} kept)",
+                printable(&origin.overrides.join(", "))
+            )
+        }
+    )
 }
 
 /// How it serves: shared sockets, exec mode, readiness, watchdog, health checks,
@@ -385,6 +429,7 @@ mod tests {
             error: Some("cannot bind 127.0.0.1:80: Permission denied".into()),
             status_text: Some("warming\u{1b} caches".into()),
             health: None,
+            waiting: Vec::new(),
         };
         let mut app = AppDescription {
             info,

@@ -13,6 +13,7 @@ mod output;
 mod processes;
 mod remote;
 mod startup;
+mod update_env;
 mod verbs;
 
 use clap::{CommandFactory as _, Parser as _};

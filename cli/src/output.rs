@@ -94,6 +94,15 @@ pub(crate) fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// `waiting` while it waits for its dependencies (`depends_on`), else its status.
+pub(crate) fn shown_status(row: &ProcessInfo) -> &'static str {
+    if row.waiting.is_empty() {
+        status_name(row.status)
+    } else {
+        "waiting"
+    }
+}
+
 /// The `ls` table, the status coloured when stdout is a terminal (see [`colour_wanted`]).
 pub fn process_table(rows: &[ProcessInfo]) -> String {
     process_table_styled(rows, colour_wanted())
@@ -120,7 +129,7 @@ fn process_table_styled(rows: &[ProcessInfo], colour: bool) -> String {
             Cell::new(printable(&row.namespace)),
             Cell::new(printable(&row.host)),
             Cell::new(or_dash(row.pid)),
-            Cell::new(status_name(row.status)).fg(status_colour(row.status)),
+            Cell::new(shown_status(row)).fg(status_colour(row.status)),
             Cell::new(row.restarts),
             Cell::new(row.uptime_ms.map_or_else(|| "-".to_owned(), short_duration)),
             Cell::new(
@@ -212,6 +221,7 @@ mod tests {
             error: None,
             status_text: None,
             health: None,
+            waiting: Vec::new(),
         }
     }
 

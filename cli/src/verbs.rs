@@ -1,6 +1,9 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, LogArgs, ReloadArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
+use crate::cli::{
+    Command, LogArgs, ReloadArgs, RerunArgs, RestartArgs, SaveArgs, ServingArgs, StartArgs,
+    TargetArgs,
+};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
 use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, is_ecosystem_file, resolve_start};
@@ -47,7 +50,7 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
     match command {
         Command::Start(args) => start(home, *args).await,
         Command::Stop(t) => lifecycle::<app::Stop>(home, t).await,
-        Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
+        Command::Restart(a) => restart(home, a).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
         Command::Reload(args) => reload(home, args).await,
@@ -290,7 +293,31 @@ async fn start_existing(
             given.join(", ")
         );
     }
+    let targets = rerun_target(client, args.target.clone(), args.rerun).await?;
     call::<app::Restart>(client, &targets).await.map(Some)
+}
+
+/// `zpm restart TARGET… [--with-deps] [--update-env]`.
+async fn restart(home: &Home, args: RestartArgs) -> anyhow::Result<()> {
+    let (client, _) = ensure_daemon(home).await?;
+    let targets = rerun_target(&client, args.targets.target, args.env).await?;
+    let rows = call::<app::Restart>(&client, &targets).await?;
+    show_after(&client, &rows, args.targets.json).await
+}
+
+/// The targets of a restart, with `--with-deps` and, for `--update-env`, every target
+/// app's environment read again.
+async fn rerun_target(
+    client: &Client,
+    names: Vec<String>,
+    rerun: RerunArgs,
+) -> anyhow::Result<Target> {
+    let mut targets = Target::new(names);
+    targets.with_deps = rerun.with_deps;
+    if rerun.update_env {
+        targets.update_env = crate::update_env::env_updates(client, &targets).await?;
+    }
+    Ok(targets)
 }
 
 /// The options of `args` that shape a new app, which an existing app cannot take.
@@ -373,8 +400,13 @@ fn resolve_new(target: &str, options: &StartOptions, cwd: &Path) -> anyhow::Resu
 /// reads it and its apps sent whole; God decides which changed.
 async fn reload(home: &Home, args: ReloadArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let params = reload_request(&args, &cwd, resolve_new)?;
+    let mut params = reload_request(&args, &cwd, resolve_new)?;
     let (client, _) = ensure_daemon(home).await?;
+    // A file's apps are read afresh anyway.
+    if args.update_env && params.apps.is_empty() {
+        params.targets.update_env =
+            crate::update_env::env_updates(&client, &params.targets).await?;
+    }
     let timeout = if params.apps.is_empty() {
         let running = call::<app::Describe>(&client, &params.targets).await?;
         reload_timeout(running.iter().map(|app| (&app.spec, 1)), params.parallel)

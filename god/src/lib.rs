@@ -8,6 +8,7 @@ mod handlers;
 mod keeper;
 mod launcher;
 mod logs;
+mod order;
 mod pending;
 mod persist;
 mod registry;

@@ -25,6 +25,34 @@ pub struct Proc {
     pub pending_reason: Option<RestartReason>,
     /// Its host is down: shown `unknown`, whatever it last reported.
     pub host_down: bool,
+    /// The dependencies it is waiting for before it is spawned (`depends_on`).
+    pub waiting: Vec<zpm_proto::depends::Dependency>,
+}
+
+impl Proc {
+    fn new(
+        id: u32,
+        instance: u32,
+        spec: AppSpec,
+        host: String,
+        desired: Desired,
+        report: ProcessReport,
+    ) -> Self {
+        Self {
+            id,
+            instance,
+            spec,
+            host,
+            desired,
+            report,
+            unheld: false,
+            usage: None,
+            history: VecDeque::new(),
+            pending_reason: None,
+            host_down: false,
+            waiting: Vec::new(),
+        }
+    }
 }
 
 /// Restart records kept per instance.
@@ -119,6 +147,7 @@ impl Proc {
             error: r.error.clone(),
             status_text: r.status_text.clone(),
             health: r.health.clone(),
+            waiting: self.waiting.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -160,19 +189,14 @@ impl Table {
             .map(|instance| {
                 let id = self.next_id;
                 self.next_id += 1;
-                let proc = Proc {
+                let proc = Proc::new(
                     id,
                     instance,
-                    spec: spec.clone(),
-                    host: spec.host_of(instance, default_host),
-                    desired: Desired::Running,
-                    report: initial_report(id, ProcessStatus::Launching, 0),
-                    unheld: false,
-                    usage: None,
-                    history: VecDeque::new(),
-                    pending_reason: None,
-                    host_down: false,
-                };
+                    spec.clone(),
+                    spec.host_of(instance, default_host),
+                    Desired::Running,
+                    initial_report(id, ProcessStatus::Launching, 0),
+                );
                 self.procs.insert(id, proc);
                 id
             })
@@ -192,21 +216,15 @@ impl Table {
                 Desired::Stopped => ProcessStatus::Stopped,
             };
             table.next_id = table.next_id.max(app.id + 1);
-            let proc = Proc {
-                id: app.id,
-                instance: app.instance,
-                spec: app.spec.into_owned(),
-                host: app
-                    .host
+            let proc = Proc::new(
+                app.id,
+                app.instance,
+                app.spec.into_owned(),
+                app.host
                     .map_or_else(|| host.to_owned(), std::borrow::Cow::into_owned),
-                desired: app.desired,
-                report: initial_report(app.id, status, app.restarts),
-                unheld: false,
-                usage: None,
-                history: VecDeque::new(),
-                pending_reason: None,
-                host_down: false,
-            };
+                app.desired,
+                initial_report(app.id, status, app.restarts),
+            );
             table.procs.insert(app.id, proc);
         }
         table
@@ -236,19 +254,14 @@ impl Table {
     pub fn adopt(&mut self, held: zpm_proto::commands::Held, host: &str) {
         let id = held.report.id;
         self.next_id = self.next_id.max(id + 1);
-        let proc = Proc {
+        let proc = Proc::new(
             id,
-            instance: held.instance,
-            spec: held.spec,
-            host: host.to_owned(),
-            desired: Desired::Running,
-            report: held.report,
-            unheld: false,
-            usage: None,
-            history: VecDeque::new(),
-            pending_reason: None,
-            host_down: false,
-        };
+            held.instance,
+            held.spec,
+            host.to_owned(),
+            Desired::Running,
+            held.report,
+        );
         self.procs.insert(id, proc);
     }
 

@@ -18,6 +18,37 @@ pub struct Target {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// `app.restart` (`zpm start`/`restart --with-deps`): also start the apps the targets
+    /// depend on that are down, first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_deps: bool,
+    /// `app.restart`/`app.reload` with `--update-env`: each target app's environment read
+    /// again by the CLI (one entry per app); God keeps the app's `--env-var` values on top.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_env: Vec<EnvUpdate>,
+}
+
+/// An app's environment as the CLI resolved it again for `--update-env`: its shell's
+/// variables, then the files the app was started with, read now.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvUpdate {
+    pub name: String,
+    pub namespace: String,
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The names that came from files (shown by `describe`).
+    pub env_explicit: Vec<String>,
+}
+
+/// Env values may hold secrets: Debug shows only the variable names.
+impl std::fmt::Debug for EnvUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvUpdate")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("env_explicit", &self.env_explicit)
+            .finish()
+    }
 }
 
 impl Target {
@@ -26,12 +57,12 @@ impl Target {
         if targets.len() == 1 {
             Self {
                 target: targets.pop(),
-                targets: Vec::new(),
+                ..Self::default()
             }
         } else {
             Self {
-                target: None,
                 targets,
+                ..Self::default()
             }
         }
     }

@@ -70,6 +70,9 @@ pub struct ProcessInfo {
     /// What its health checks found, once they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthStatus>,
+    /// The dependencies it waits for before it starts (`db (ready)`), while it waits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 /// What a spawner reports about one app after every change (`proc.report`).

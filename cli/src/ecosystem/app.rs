@@ -107,6 +107,8 @@ impl Walk {
             "stop_exit_codes" => d.stop_exit_codes = Some(field.exit_codes()?),
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),
+            "depends_on" => d.depends_on = super::depends::depends_on(field)?,
+            "depends_timeout" => d.depends_timeout_ms = Some(field.duration_ms()?),
             _ if d.serving.read(field)? => {}
             _ if d.logs.read(field)? => {}
             key => match key.strip_prefix("env_") {

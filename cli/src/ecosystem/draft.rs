@@ -5,8 +5,8 @@ use super::{LogDraft, ServingDraft, StartOptions, env_file, program, validate};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use zpm_proto::AppSpec;
 use zpm_proto::ready::ExecMode;
+use zpm_proto::{AppSpec, EnvOrigin};
 
 #[derive(Debug, Default)]
 pub(super) struct Draft {
@@ -46,6 +46,15 @@ pub(super) struct Draft {
     /// mode unless `exec_mode` says otherwise, as in PM2 (never for an ecosystem file's
     /// apps, whose mode is only their `exec_mode` key).
     pub cluster_if_node: bool,
+    pub depends_on: Vec<zpm_proto::depends::Dependency>,
+    pub depends_timeout_ms: Option<u64>,
+    /// The ecosystem file it comes from (canonical), for `--update-env`.
+    pub origin_file: Option<PathBuf>,
+    /// What `--update-env` must read again or keep: `--env`, `--env-file`s, `--env-var`
+    /// names.
+    pub cli_env_name: Option<String>,
+    pub cli_env_files: Vec<PathBuf>,
+    pub cli_env_var_names: Vec<String>,
 }
 
 impl Draft {
@@ -95,8 +104,10 @@ impl Draft {
             .exp_backoff_restart_delay_ms
             .or(self.exp_backoff_restart_delay_ms);
         self.env.extend(options.env_vars.iter().cloned());
-        self.env_files
-            .extend(options.env_files.iter().map(|path| cli_cwd.join(path)));
+        self.cli_env_var_names = options.env_vars.iter().map(|(k, _)| k.clone()).collect();
+        self.cli_env_files = options.env_files.iter().map(|p| cli_cwd.join(p)).collect();
+        self.env_files.extend(self.cli_env_files.iter().cloned());
+        self.cli_env_name.clone_from(&options.env_name);
         if !options.args.is_empty() {
             self.args.clone_from(&options.args);
         }
@@ -140,6 +151,9 @@ impl Draft {
         spec.env_explicit = explicit.keys().cloned().collect();
         spec.env = cli_env.clone();
         spec.env.extend(explicit);
+        spec.env_origin = self.env_origin();
+        spec.depends_on.clone_from(&self.depends_on);
+        spec.depends_timeout_ms = self.depends_timeout_ms;
         spec.instances = validate::instances(self.instances);
         if let Some(namespace) = &self.namespace {
             validate::namespace(namespace)?;
@@ -154,6 +168,22 @@ impl Draft {
         warnings.extend(self.serving.unused_health_settings());
         validate::spec(&spec)?;
         Ok(spec)
+    }
+
+    fn env_origin(&self) -> EnvOrigin {
+        let text = |path: &PathBuf| path.display().to_string();
+        let mut overrides = self.cli_env_var_names.clone();
+        overrides.sort();
+        overrides.dedup();
+        EnvOrigin {
+            file: self.origin_file.as_ref().map(text),
+            env_name: self
+                .cli_env_name
+                .clone()
+                .filter(|_| self.origin_file.is_some()),
+            env_files: self.cli_env_files.iter().map(text).collect(),
+            overrides,
+        }
     }
 
     fn copy_restart_policy(&self, spec: &mut AppSpec) {

@@ -68,6 +68,7 @@ pub(super) fn file_drafts(
     for (index, value) in apps.iter().enumerate() {
         let (mut draft, selected) = app::draft(value, index, &file, warnings)?;
         any_selected |= selected;
+        draft.origin_file = Some(path.clone());
         draft.script_bases = vec![draft.cwd.clone()];
         draft.apply_options(options, cwd, single);
         if draft.cwd != draft.script_bases[0] {

@@ -2,6 +2,7 @@
 //! file) into the `AppSpec`s sent to God, with PM2's rules and defaults.
 
 mod app;
+mod depends;
 mod draft;
 mod env_file;
 mod fields;
@@ -15,6 +16,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use anyhow::Context as _;
 use draft::Draft;
 pub use logs::LogDraft;
 pub use serving::ServingDraft;
@@ -94,6 +96,44 @@ pub fn resolve_start(
         apps.push(draft.finish(cli_env, &mut warnings)?);
     }
     Ok(Resolved { apps, warnings })
+}
+
+/// `--update-env`: an app's environment read again, as `zpm start` would resolve it now
+/// (this shell's variables, then the files its `origin` names), and the names that came
+/// from files. Its `--env-var` values are God's to keep.
+pub fn fresh_env(
+    origin: &zpm_proto::EnvOrigin,
+    name: &str,
+    namespace: &str,
+    cli_env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
+    let env_files: Vec<PathBuf> = origin.env_files.iter().map(PathBuf::from).collect();
+    let Some(file) = &origin.file else {
+        let explicit = env_file::read_all(&env_files)?;
+        let names = explicit.keys().cloned().collect();
+        let mut env = cli_env.clone();
+        env.extend(explicit);
+        return Ok((env, names));
+    };
+    let options = StartOptions {
+        env_name: origin.env_name.clone(),
+        env_files,
+        ..StartOptions::default()
+    };
+    let resolved = resolve_start(file, &options, cli_env, cwd)
+        .with_context(|| format!("reading {file} again for app {name:?}"))?;
+    let mut apps = resolved.apps;
+    // `--namespace` at start time moved it out of the file's namespace.
+    let position = apps
+        .iter()
+        .position(|s| s.name == name && s.namespace == namespace)
+        .or_else(|| apps.iter().position(|s| s.name == name))
+        .with_context(|| {
+            format!("app {name:?} is no longer in {file}, the file it was started from")
+        })?;
+    let spec = apps.swap_remove(position);
+    Ok((spec.env, spec.env_explicit))
 }
 
 /// Parses a duration option value: plain integer = milliseconds ("1500"), or humantime ("1s", "250ms", "2m").

@@ -185,6 +185,7 @@ pub mod tests {
             error: None,
             status_text: None,
             health: None,
+            waiting: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (with a deadline) until the spawner's reports show the result, like PM2's verbs do.
 
 use super::bad_params;
+use crate::order;
 use crate::persist::Desired;
 use crate::state::God;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -106,18 +107,30 @@ async fn spawn_instances(
     count: u32,
 ) -> Result<Vec<u32>, RpcError> {
     let ids = god.table().add(spec, &god.host, first, count);
-    let route = route(god, &ids).await?;
-    for (n, &id) in ids.iter().enumerate() {
-        let command = SpawnCommand {
-            id,
-            instance: first + n as u32,
-            spec: spec.clone(),
-            restarts: 0,
-        };
-        push_to::<proc::Spawn>(ctx, &route, id, &command).await?;
+    spawn_ids(god, ctx, &ids).await?;
+    Ok(ids)
+}
+
+/// Spawns `ids` (in the table, not yet running) on their hosts.
+pub(super) async fn spawn_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
+    let route = route(god, ids).await?;
+    let commands: Vec<SpawnCommand> = {
+        let table = god.table();
+        ids.iter()
+            .filter_map(|id| table.get(*id))
+            .map(|p| SpawnCommand {
+                id: p.id,
+                instance: p.instance,
+                spec: p.spec.clone(),
+                restarts: 0,
+            })
+            .collect()
+    };
+    for command in &commands {
+        push_to::<proc::Spawn>(ctx, &route, command.id, command).await?;
     }
     god.changed();
-    Ok(ids)
+    Ok(())
 }
 
 /// How long `ids` may take to be launched and ready: [`LAUNCH_WAIT`] past the longest
@@ -133,7 +146,7 @@ fn launch_wait(god: &God, ids: &[u32]) -> Duration {
     LAUNCH_WAIT + Duration::from_millis(ready)
 }
 
-async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
+pub(super) async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
     god.wait_table(launch_wait(god, ids), "start", |t| {
         ids.iter()
             .all(|id| t.status(*id) != Some(ProcessStatus::Launching))
@@ -169,19 +182,43 @@ pub async fn start(
     start_specs(&god, &ctx, &params.apps).await
 }
 
-/// Spawns every instance of `apps`, persists, and waits until none is `launching`.
+/// Adds every instance of `apps`, spawns each app once its dependencies are met (apps
+/// without any at once), persists, and waits until none is `launching`. A dependency that
+/// fails or times out fails the whole start: nothing is left started.
 pub(super) async fn start_specs(
     god: &God,
     ctx: &Ctx,
     apps: &[AppSpec],
 ) -> Result<Vec<ProcessInfo>, RpcError> {
     check_hosts(god, apps).await?;
-    let mut ids = Vec::new();
-    for spec in apps {
-        ids.extend(spawn_instances(god, ctx, spec, 0, spec.instances.max(1)).await?);
-    }
+    order::check_start(&god.table(), apps)?;
+    let groups = super::deps::add_waiting(god, apps);
     god.persist().await;
-    wait_launched(god, &ids).await?;
+    let ids: Vec<u32> = groups.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    let outcomes = futures::future::join_all(
+        groups
+            .iter()
+            .map(|(spec, ids)| super::deps::launch_when_ready(god, ctx, spec, ids)),
+    )
+    .await;
+    god.persist().await;
+    let mut blocked = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => {}
+            Err(super::deps::Blocked::Dependency(why)) => blocked.push(why),
+            Err(super::deps::Blocked::Rpc(e)) => return Err(e),
+        }
+    }
+    if !blocked.is_empty() {
+        if let Err(e) = delete_ids(god, ctx, &ids).await {
+            tracing::warn!(error = %e, "removing a start blocked by a dependency");
+        }
+        return Err(RpcError::new(
+            ErrorCode::Failed,
+            format!("{}; nothing was started", blocked.join("; ")),
+        ));
+    }
     refuse_half_started(god, ctx, &ids).await?;
     Ok(rows(god, &ids))
 }
@@ -248,11 +285,15 @@ async fn stop_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
         return Ok(());
     }
     let route = route(god, ids).await?;
-    push_each::<proc::Stop>(ctx, &route, ids).await?;
-    god.wait_table(stop_wait(god, ids), "stop", |t| {
-        ids.iter().all(|id| is_down(t.status(*id)))
-    })
-    .await
+    let waves = order::stop_waves(&god.table(), ids);
+    for wave in &waves {
+        push_each::<proc::Stop>(ctx, &route, wave).await?;
+        god.wait_table(stop_wait(god, wave), "stop", |t| {
+            wave.iter().all(|id| is_down(t.status(*id)))
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn restart(
@@ -260,7 +301,28 @@ pub async fn restart(
     params: Target,
     ctx: Ctx,
 ) -> Result<Vec<ProcessInfo>, RpcError> {
-    let ids = god.table().resolve_all(&params.names())?;
+    let mut ids = god.table().resolve_all(&params.names())?;
+    let failed = order::failed_dependencies(&god.table(), &ids);
+    if let Some((_, why)) = failed.first().filter(|_| !params.with_deps) {
+        return Err(RpcError::new(
+            ErrorCode::Conflict,
+            format!("{why}: start it first, or add --with-deps"),
+        ));
+    }
+    ids.extend(failed.into_iter().map(|(id, _)| id));
+    let waves = order::start_waves(&god.table(), &ids);
+    for wave in &waves {
+        if params.update_env.is_empty() {
+            restart_ids(&god, &ctx, wave).await?;
+        } else {
+            super::update_env::restart_with_env(&god, &ctx, wave, &params.update_env).await?;
+        }
+    }
+    Ok(rows(&god, &ids))
+}
+
+/// Restarts `ids` together and waits until each shows its new run.
+async fn restart_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
     let before: HashMap<u32, u32> = {
         let table = god.table();
         ids.iter()
@@ -269,27 +331,26 @@ pub async fn restart(
     };
     {
         let mut table = god.table();
-        table.set_desired(&ids, Desired::Running);
-        for id in &ids {
+        table.set_desired(ids, Desired::Running);
+        for id in ids {
             if let Some(p) = table.get_mut(*id) {
                 p.pending_reason.get_or_insert(RestartReason::User);
             }
         }
     }
     god.persist().await;
-    let route = route(&god, &ids).await?;
-    let (respawns, held) = split_unheld(&god, &ids);
-    push_each::<proc::Restart>(&ctx, &route, &held).await?;
+    let route = route(god, ids).await?;
+    let (respawns, held) = split_unheld(god, ids);
+    push_each::<proc::Restart>(ctx, &route, &held).await?;
     for command in &respawns {
-        push_to::<proc::Spawn>(&ctx, &route, command.id, command).await?;
+        push_to::<proc::Spawn>(ctx, &route, command.id, command).await?;
     }
-    let limit = stop_wait(&god, &ids) + launch_wait(&god, &ids);
+    let limit = stop_wait(god, ids) + launch_wait(god, ids);
     god.wait_table(limit, "restart", |t| {
         ids.iter()
             .all(|id| relaunched(t.get(*id), before.get(id).copied().unwrap_or(0)))
     })
-    .await?;
-    Ok(rows(&god, &ids))
+    .await
 }
 
 /// `zpm reset`: every target's restart counter back to 0 (the spawner's too, so the next
@@ -352,7 +413,9 @@ pub async fn memory_restart(
             limit,
         });
     }
-    restart(god, Target::new(vec![params.id.to_string()]), ctx).await
+    // Its dependencies are not checked: this run is replaced, not started anew.
+    restart_ids(&god, &ctx, &[params.id]).await?;
+    Ok(rows(&god, &[params.id]))
 }
 
 /// Splits `ids` into spawn commands for apps no supervisor holds (stopped apps of a
@@ -399,11 +462,14 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
         return Ok(Vec::new());
     }
     let route = route(god, ids).await?;
-    push_each::<proc::Delete>(ctx, &route, ids).await?;
-    god.wait_table(stop_wait(god, ids), "delete", |t| {
-        ids.iter().all(|id| is_down(t.status(*id)))
-    })
-    .await?;
+    let waves = order::stop_waves(&god.table(), ids);
+    for wave in &waves {
+        push_each::<proc::Delete>(ctx, &route, wave).await?;
+        god.wait_table(stop_wait(god, wave), "delete", |t| {
+            wave.iter().all(|id| is_down(t.status(*id)))
+        })
+        .await?;
+    }
     let gone = rows(god, ids);
     {
         let mut table = god.table();

@@ -2,9 +2,11 @@
 
 mod agents;
 mod apps;
+mod deps;
 mod dump;
 mod logs_ask;
 mod reload;
+mod update_env;
 
 use crate::state::God;
 use serde::Serialize;

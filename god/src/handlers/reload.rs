@@ -28,7 +28,12 @@ pub async fn reload(
     let parallel = params.parallel.clamp(1, MAX_PARALLEL) as usize;
     let (work, started) = if params.apps.is_empty() {
         let ids = god.table().resolve_all(&params.targets.names())?;
-        (ids.into_iter().map(|id| (id, None)).collect(), Vec::new())
+        let work = if params.targets.update_env.is_empty() {
+            ids.into_iter().map(|id| (id, None)).collect()
+        } else {
+            super::update_env::updated_specs(&god, &ids, &params.targets.update_env)?
+        };
+        (work, Vec::new())
     } else {
         validate::start_apps(&params.apps).map_err(bad_params)?;
         from_file(&god, &ctx, &params.apps).await?
@@ -97,7 +102,7 @@ async fn from_file(
 
 /// Replaces instances `parallel` at a time; after the first failure none more is begun.
 /// Returns what failed, if anything did.
-async fn replace_all(
+pub(super) async fn replace_all(
     god: &Arc<God>,
     ctx: &Ctx,
     route: &std::collections::HashMap<u32, PeerId>,

@@ -1,0 +1,87 @@
+//! Starting apps in `depends_on` order: every app of a start is in the table at once
+//! (`ls` shows what it waits for), and each is spawned as soon as its own dependencies are
+//! met, so independent apps start in parallel and a chain takes its critical path.
+
+use super::apps::{spawn_ids, wait_launched};
+use crate::order::{self, Progress};
+use crate::state::God;
+use std::time::Duration;
+use zpm_proto::depends::DEFAULT_TIMEOUT_MS;
+use zpm_proto::{AppSpec, ProcessStatus};
+use zpm_rpc::{Ctx, RpcError};
+
+/// Why an app of a start was not launched.
+pub(super) enum Blocked {
+    /// A dependency failed or did not become ready in time.
+    Dependency(String),
+    /// Pushing to or waiting for its spawner failed.
+    Rpc(RpcError),
+}
+
+/// Adds every instance of `apps` to the table; those with dependencies wait for them.
+pub(super) fn add_waiting(god: &God, apps: &[AppSpec]) -> Vec<(AppSpec, Vec<u32>)> {
+    let mut table = god.table();
+    let groups = apps
+        .iter()
+        .map(|spec| {
+            let ids = table.add(spec, &god.host, 0, spec.instances.max(1));
+            for id in &ids {
+                if let Some(p) = table.get_mut(*id) {
+                    p.waiting.clone_from(&spec.depends_on);
+                }
+            }
+            (spec.clone(), ids)
+        })
+        .collect();
+    drop(table);
+    god.changed();
+    groups
+}
+
+/// Waits for `spec`'s dependencies, then spawns `ids` and waits until they are launched.
+pub(super) async fn launch_when_ready(
+    god: &God,
+    ctx: &Ctx,
+    spec: &AppSpec,
+    ids: &[u32],
+) -> Result<(), Blocked> {
+    if !spec.depends_on.is_empty() {
+        let outcome = wait_dependencies(god, spec).await;
+        let mut table = god.table();
+        for id in ids {
+            if let Some(p) = table.get_mut(*id) {
+                p.waiting.clear();
+                // Never spawned: its own dependents learn at once that it will not run.
+                if let Err(why) = &outcome {
+                    p.report.status = ProcessStatus::Errored;
+                    p.report.error = Some(why.clone());
+                }
+            }
+        }
+        drop(table);
+        god.changed();
+        outcome.map_err(Blocked::Dependency)?;
+    }
+    spawn_ids(god, ctx, ids).await.map_err(Blocked::Rpc)?;
+    wait_launched(god, ids).await.map_err(Blocked::Rpc)
+}
+
+/// Until every dependency of `spec` is met, one fails, or `depends_timeout` passes.
+async fn wait_dependencies(god: &God, spec: &AppSpec) -> Result<(), String> {
+    let limit = Duration::from_millis(spec.depends_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+    let mut last = Progress::Met;
+    let _ = god
+        .wait_table(limit, "depends_on", |table| {
+            last = order::all_progress(table, spec);
+            !matches!(last, Progress::Waiting(_))
+        })
+        .await;
+    match last {
+        Progress::Met => Ok(()),
+        Progress::Failed(why) => Err(format!("{} was not started: {why}", spec.name)),
+        Progress::Waiting(why) => Err(format!(
+            "{} was not started: it waited {limit:?} (depends_timeout) for {why}",
+            spec.name
+        )),
+    }
+}
