@@ -164,9 +164,17 @@ impl Zpm {
         )
     }
 
-    /// Live processes whose argv contains this test's marker.
+    /// Live app processes whose argv contains this test's marker: not counting a marked
+    /// process's own child, which is a fork of a shell app between fork and exec (its
+    /// `sleep`), not an app.
     pub fn marked(&self) -> Vec<u32> {
-        marked_processes(&self.marker)
+        let stats = zpm_host::procfs::all_stats().unwrap_or_default();
+        let all = marked_processes(&self.marker);
+        let parent = |pid: u32| stats.iter().find(|s| s.pid == pid).map(|s| s.ppid);
+        all.iter()
+            .copied()
+            .filter(|pid| parent(*pid).is_none_or(|ppid| !all.contains(&ppid)))
+            .collect()
     }
 
     /// Polls until exactly `n` marked processes are alive.

@@ -6,6 +6,7 @@
 //! mode with a zero-downtime reload under load, beside PM2's.
 
 mod bus;
+mod depends;
 mod fleet;
 mod lifecycle;
 mod reload;
@@ -52,6 +53,9 @@ enum Command {
     /// started until all are ready, then reloaded under continuous load (failed requests,
     /// requests/s, every pid replaced); and zpm with a Python server on `--listen`.
     Reload(reload::Settings),
+    /// `depends_on`: a 4-level chain of 20 apps ready in 100 ms each, started until all are
+    /// ready (the critical path, not the sum), beside the same apps unordered and PM2.
+    Depends(depends::Settings),
 }
 
 #[derive(Args)]
@@ -70,6 +74,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         Command::Crash(args) => (args, true),
         Command::Logs(args) => return Some(run_logs(args)),
         Command::Reload(settings) => return Some(reload::run_and_print(settings)),
+        Command::Depends(settings) => return Some(depends::run_and_print(settings)),
         _ => return None,
     };
     Some((|| {
@@ -199,7 +204,8 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
         | Command::Logs(_)
         | Command::Remote(_)
         | Command::Fleet(_)
-        | Command::Reload(_) => {
+        | Command::Reload(_)
+        | Command::Depends(_) => {
             unreachable!("run on their own")
         }
     };

@@ -172,3 +172,46 @@ fn agent_roles_are_short_lowercase_words() {
         assert!(message.contains("1 to 32 characters"), "{message}");
     }
 }
+
+#[test]
+fn depends_on_watch_and_env_origin_are_checked() {
+    use crate::depends::{Condition, Dependency};
+    let dep = |name: &str| Dependency {
+        name: name.into(),
+        condition: Condition::Ready,
+    };
+    let mut s = spec();
+    s.depends_on = vec![dep("db"), dep("cache")];
+    assert_eq!(app_spec(&s), Ok(()));
+    s.depends_on = vec![dep("api")];
+    assert!(error(app_spec(&s)).contains("\"api\" depends on itself"));
+    s.depends_on = vec![dep("db"), dep("db")];
+    assert!(error(app_spec(&s)).contains("\"db\" is named twice"));
+    s.depends_on = vec![dep("a b")];
+    assert!(error(app_spec(&s)).contains("depends_on: invalid app name"));
+    s.depends_on = (0..=MAX_DEPENDENCIES)
+        .map(|i| dep(&format!("d{i}")))
+        .collect();
+    assert!(error(app_spec(&s)).contains("at most 64"));
+    s.depends_on = vec![dep("db")];
+    s.depends_timeout_ms = Some(0);
+    assert!(error(app_spec(&s)).contains("invalid depends_timeout 0 ms"));
+
+    let mut s = spec();
+    s.watch.enabled = true;
+    s.watch.paths = vec!["relative/dir".into()];
+    assert!(error(app_spec(&s)).contains("invalid watch path \"relative/dir\""));
+    s.watch.paths = vec!["/srv/app".into()];
+    s.watch.ignore = vec!["bad\nglob".into()];
+    assert!(error(app_spec(&s)).contains("invalid ignore_watch"));
+    s.watch.ignore = vec!["*.log".into()];
+    s.watch.delay_ms = 3_600_001;
+    assert!(error(app_spec(&s)).contains("invalid watch_delay"));
+
+    let mut s = spec();
+    s.env_origin.overrides = vec!["NOT_SET".into()];
+    assert!(error(app_spec(&s)).contains("override \"NOT_SET\" is not in env"));
+    s.env_origin.overrides.clear();
+    s.env_origin.file = Some("eco.json".into());
+    assert!(error(app_spec(&s)).contains("invalid env_origin path"));
+}
