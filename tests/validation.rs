@@ -209,6 +209,31 @@ fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
             json!("61 * * * *"),
             r#"invalid cron_restart "61 * * * *""#,
         ),
+        (
+            "depends_on",
+            json!([{"name": "a\nb", "condition": "ready"}]),
+            "depends_on: invalid app name",
+        ),
+        (
+            "depends_on",
+            json!([{"name": "db", "condition": "soon"}]),
+            "unknown variant `soon`",
+        ),
+        (
+            "depends_timeout_ms",
+            json!(0),
+            "invalid depends_timeout 0 ms",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": ["rel"]}),
+            "invalid watch path",
+        ),
+        (
+            "env_origin",
+            json!({"overrides": ["NOPE"]}),
+            r#"override "NOPE" is not in env"#,
+        ),
     ]
 }
 
@@ -299,6 +324,48 @@ fn signal_and_scale_are_checked_by_the_cli_and_by_god() {
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["restarts"], 0);
     assert_eq!(zpm.marked(), pid);
+}
+
+/// `--update-env` and `--with-deps` as a hostile client sends them: God checks the new
+/// spec (nothing restarted on a bad one) and ignores an environment for an app it was not
+/// asked to restart.
+#[test]
+fn update_env_is_checked_by_god() {
+    let zpm = Zpm::new();
+    zpm.ok(&["ping"]);
+    rpc(
+        &zpm,
+        app::Start::NAME,
+        &json!({ "apps": [good_spec(&zpm, "u")] }),
+    )
+    .unwrap();
+    let pid = zpm.wait_marked(1);
+    let update =
+        |env: Value| json!({"name": "u", "namespace": "default", "env": env, "env_explicit": []});
+    refused(
+        &zpm,
+        app::Restart::NAME,
+        &json!({"target": "u", "update_env": [update(json!({"A=B": "x"}))]}),
+        "app \"u\": invalid env",
+    );
+    let many: Vec<Value> = (0..300).map(|_| update(json!({}))).collect();
+    refused(
+        &zpm,
+        app::Restart::NAME,
+        &json!({"target": "u", "update_env": many}),
+        "update_env: 300 apps, at most 256",
+    );
+    assert_eq!(zpm.marked(), pid, "nothing was restarted");
+    let other =
+        json!({"name": "other", "namespace": "default", "env": {"X": "1"}, "env_explicit": []});
+    let rows = rpc(
+        &zpm,
+        app::Restart::NAME,
+        &json!({"target": "u", "with_deps": true, "update_env": [other]}),
+    )
+    .unwrap();
+    assert_eq!(rows[0]["status"], "online", "{rows}");
+    assert_ne!(zpm.wait_marked(1), pid, "restarted with its own spec");
 }
 
 #[test]
