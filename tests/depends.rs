@@ -301,3 +301,41 @@ fn reload_update_env_rereads_the_ecosystem_file() {
     });
     assert_eq!(lines.lines().nth(1), Some(" two  unset"), "{lines}");
 }
+
+#[test]
+fn an_app_stopped_or_deleted_while_it_waits_is_not_started() {
+    let zpm = Zpm::new();
+    let mut api = service(&zpm, "api", "0", &[]);
+    api["depends_on"] = json!(["db"]);
+    let mut web = service(&zpm, "web", "0", &[]);
+    web["depends_on"] = json!(["db"]);
+    let file = write_file(&zpm, vec![api, web, service(&zpm, "db", "2", &[])]);
+    let mut start = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"));
+    start
+        .args(["start", &file])
+        .env("ZPM_HOME", zpm.home())
+        .current_dir(zpm.home())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = start.spawn().unwrap();
+    zpm.wait_ls("api and web waiting", |rows| {
+        rows.iter().filter(|r| !r["waiting"].is_null()).count() == 2
+    });
+    zpm.ok(&["stop", "api"]);
+    zpm.ok(&["delete", "web"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = zpm.wait_ls("db online", |rows| status(row(rows, "db")) == "online");
+    assert_eq!(rows.len(), 2, "web is gone: {rows:#?}");
+    assert_eq!(status(row(&rows, "api")), "stopped");
+    assert!(row(&rows, "api")["pid"].is_null());
+    assert_eq!(
+        order(&zpm),
+        vec!["db up".to_owned()],
+        "neither api nor web ran"
+    );
+}

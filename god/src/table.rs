@@ -297,6 +297,18 @@ impl Table {
         }
     }
 
+    /// Of `ids`, those still waiting for their dependencies (never spawned) are stopped
+    /// here, with nothing for a spawner to do: their start will not spawn them.
+    pub fn stop_waiting(&mut self, ids: &[u32]) {
+        for id in ids {
+            if let Some(p) = self.procs.get_mut(id).filter(|p| !p.waiting.is_empty()) {
+                p.waiting.clear();
+                p.desired = Desired::Stopped;
+                p.report.status = ProcessStatus::Stopped;
+            }
+        }
+    }
+
     pub fn procs(&self) -> impl Iterator<Item = &Proc> {
         self.procs.values()
     }

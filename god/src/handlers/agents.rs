@@ -93,7 +93,8 @@ async fn reconcile(god: &God, ctx: &Ctx, holding: Vec<Held>, host: &str) {
         }
         let on_host = |p: &&crate::table::Proc| p.host == host && !held_ids.contains(&p.id);
         for proc in table.procs().filter(on_host) {
-            if proc.desired == Desired::Running {
+            // One still waiting for its dependencies is spawned by its start, not here.
+            if proc.desired == Desired::Running && proc.waiting.is_empty() {
                 let restarts = proc.report.restarts;
                 to_spawn.push(SpawnCommand {
                     id: proc.id,

@@ -284,6 +284,7 @@ async fn stop_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<(), RpcError> {
     if ids.is_empty() {
         return Ok(());
     }
+    god.table().stop_waiting(ids);
     let route = route(god, ids).await?;
     let waves = order::stop_waves(&god.table(), ids);
     for wave in &waves {
@@ -461,6 +462,7 @@ async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    god.table().stop_waiting(ids);
     let route = route(god, ids).await?;
     let waves = order::stop_waves(&god.table(), ids);
     for wave in &waves {

@@ -4,6 +4,7 @@
 
 use super::apps::{spawn_ids, wait_launched};
 use crate::order::{self, Progress};
+use crate::persist::Desired;
 use crate::state::God;
 use std::time::Duration;
 use zpm_proto::depends::DEFAULT_TIMEOUT_MS;
@@ -45,16 +46,24 @@ pub(super) async fn launch_when_ready(
     spec: &AppSpec,
     ids: &[u32],
 ) -> Result<(), Blocked> {
+    let mut ids = ids.to_vec();
     if !spec.depends_on.is_empty() {
-        let outcome = wait_dependencies(god, spec).await;
+        let outcome = wait_dependencies(god, spec, &ids).await;
         let mut table = god.table();
-        for id in ids {
+        // Stopped or deleted while it waited: not to be spawned.
+        ids.retain(|id| {
+            table
+                .get(*id)
+                .is_some_and(|p| p.desired == Desired::Running)
+        });
+        for id in &ids {
             if let Some(p) = table.get_mut(*id) {
                 p.waiting.clear();
                 // Never spawned: its own dependents learn at once that it will not run.
                 if let Err(why) = &outcome {
                     p.report.status = ProcessStatus::Errored;
                     p.report.error = Some(why.clone());
+                    p.desired = Desired::Stopped;
                 }
             }
         }
@@ -62,20 +71,30 @@ pub(super) async fn launch_when_ready(
         god.changed();
         outcome.map_err(Blocked::Dependency)?;
     }
-    spawn_ids(god, ctx, ids).await.map_err(Blocked::Rpc)?;
-    wait_launched(god, ids).await.map_err(Blocked::Rpc)
+    spawn_ids(god, ctx, &ids).await.map_err(Blocked::Rpc)?;
+    wait_launched(god, &ids).await.map_err(Blocked::Rpc)
 }
 
-/// Until every dependency of `spec` is met, one fails, or `depends_timeout` passes.
-async fn wait_dependencies(god: &God, spec: &AppSpec) -> Result<(), String> {
+/// Until every dependency of `spec` is met, one fails, `depends_timeout` passes, or no
+/// instance of `ids` is wanted running any more (stopped or deleted while it waited).
+async fn wait_dependencies(god: &God, spec: &AppSpec, ids: &[u32]) -> Result<(), String> {
     let limit = Duration::from_millis(spec.depends_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
     let mut last = Progress::Met;
+    let mut abandoned = false;
     let _ = god
         .wait_table(limit, "depends_on", |table| {
+            abandoned = !ids.iter().any(|id| {
+                table
+                    .get(*id)
+                    .is_some_and(|p| p.desired == Desired::Running)
+            });
             last = order::all_progress(table, spec);
-            !matches!(last, Progress::Waiting(_))
+            abandoned || !matches!(last, Progress::Waiting(_))
         })
         .await;
+    if abandoned {
+        return Ok(());
+    }
     match last {
         Progress::Met => Ok(()),
         Progress::Failed(why) => Err(format!("{} was not started: {why}", spec.name)),
