@@ -1,5 +1,6 @@
 //! Tests of `zpm start` target resolution, in temporary directories.
 
+mod depends;
 mod env_files;
 mod files;
 mod health;
