@@ -98,7 +98,7 @@ pub(super) fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
 }
 
 /// Adds `count` instances of `spec` and spawns each on its host; [`check_hosts`] first.
-async fn spawn_instances(
+pub(super) async fn spawn_instances(
     god: &God,
     ctx: &Ctx,
     spec: &AppSpec,
@@ -133,7 +133,7 @@ fn launch_wait(god: &God, ids: &[u32]) -> Duration {
     LAUNCH_WAIT + Duration::from_millis(ready)
 }
 
-async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
+pub(super) async fn wait_launched(god: &God, ids: &[u32]) -> Result<(), RpcError> {
     god.wait_table(launch_wait(god, ids), "start", |t| {
         ids.iter()
             .all(|id| t.status(*id) != Some(ProcessStatus::Launching))
@@ -394,7 +394,11 @@ pub async fn delete(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<Proce
     Ok(deleted)
 }
 
-async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo>, RpcError> {
+pub(super) async fn delete_ids(
+    god: &God,
+    ctx: &Ctx,
+    ids: &[u32],
+) -> Result<Vec<ProcessInfo>, RpcError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -434,7 +438,7 @@ pub async fn list(
 }
 
 /// Env values whose names suggest secrets are shown masked.
-fn looks_secret(name: &str) -> bool {
+pub(super) fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     [
         "SECRET",

@@ -97,7 +97,7 @@ async fn from_file(
 
 /// Replaces instances `parallel` at a time; after the first failure none more is begun.
 /// Returns what failed, if anything did.
-async fn replace_all(
+pub(super) async fn replace_all(
     god: &Arc<God>,
     ctx: &Ctx,
     route: &std::collections::HashMap<u32, PeerId>,
