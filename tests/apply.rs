@@ -81,12 +81,12 @@ fn dry_run_changes_nothing_then_apply_starts_and_again_does_nothing() {
 fn changed_env_is_shown_old_to_new_secrets_masked_and_json_is_the_plan() {
     let zpm = Zpm::new();
     let env = |port: &str, secret: &str| json!({"env": {"PORT": port, "DB_PASSWORD": secret}});
-    let plain = idle_app(&zpm, "plain", json!({}));
+    let idle = idle_app(&zpm, "plain", json!({}));
     let file = write_file(
         &zpm,
         &[
             idle_app(&zpm, "api", env("3000", "hunter2-old")),
-            plain.clone(),
+            idle.clone(),
         ],
     );
     zpm.ok(&["apply", &file]);
@@ -95,7 +95,7 @@ fn changed_env_is_shown_old_to_new_secrets_masked_and_json_is_the_plan() {
 
     write_file(
         &zpm,
-        &[idle_app(&zpm, "api", env("3001", "hunter2-new")), plain],
+        &[idle_app(&zpm, "api", env("3001", "hunter2-new")), idle],
     );
     let planned = zpm.ok(&["apply", &file, "--dry-run"]);
     assert!(
