@@ -5,6 +5,7 @@
 //! tunnel on loopback TCP, an app on a second host, and a simulated fleet; and cluster
 //! mode with a zero-downtime reload under load, beside PM2's.
 
+mod apply;
 mod bus;
 mod fleet;
 mod lifecycle;
@@ -52,6 +53,9 @@ enum Command {
     /// started until all are ready, then reloaded under continuous load (failed requests,
     /// requests/s, every pid replaced); and zpm with a Python server on `--listen`.
     Reload(reload::Settings),
+    /// `zpm apply` of an unchanged 50-app ecosystem file, end to end, beside PM2's
+    /// `startOrReload` of the same file.
+    Apply(apply::Settings),
 }
 
 #[derive(Args)]
@@ -70,6 +74,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         Command::Crash(args) => (args, true),
         Command::Logs(args) => return Some(run_logs(args)),
         Command::Reload(settings) => return Some(reload::run_and_print(settings)),
+        Command::Apply(settings) => return Some(apply::run_and_print(settings)),
         _ => return None,
     };
     Some((|| {
@@ -199,7 +204,8 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
         | Command::Logs(_)
         | Command::Remote(_)
         | Command::Fleet(_)
-        | Command::Reload(_) => {
+        | Command::Reload(_)
+        | Command::Apply(_) => {
             unreachable!("run on their own")
         }
     };
