@@ -172,3 +172,15 @@ fn agent_roles_are_short_lowercase_words() {
         assert!(message.contains("1 to 32 characters"), "{message}");
     }
 }
+
+#[test]
+fn an_apply_names_each_app_once_per_namespace() {
+    let mut other = spec();
+    other.namespace = "jobs".into();
+    assert_eq!(apply_apps(&[spec(), other]), Ok(()));
+    assert_eq!(
+        error(apply_apps(&[spec(), spec()])),
+        r#"app "api" of namespace "default" is declared twice"#
+    );
+    assert_eq!(error(apply_apps(&[])), "no apps to start");
+}
