@@ -2,6 +2,7 @@
 //! Integration tests: they run the real `zpm` binary. One test binary, so it links once.
 
 mod agents;
+mod apply;
 mod autolaunch;
 mod cli;
 mod cluster;

@@ -10,7 +10,7 @@ use zpm_proto::{AppSpec, PROTOCOL_VERSION};
 use zpm_rpc::{CallError, Client, ClientOptions, ErrorCode, Method as _, RpcError};
 
 /// Calls God directly, as a third party would: params are sent exactly as given.
-fn rpc(zpm: &Zpm, method: &str, params: &Value) -> Result<Value, RpcError> {
+pub(crate) fn rpc(zpm: &Zpm, method: &str, params: &Value) -> Result<Value, RpcError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,7 +46,7 @@ fn refused(zpm: &Zpm, method: &str, params: &Value, expected: &str) {
 
 /// A valid spec, as the wire carries it, of an app marked with the test's marker (its
 /// shell stays, with the marker as `$0`).
-fn good_spec(zpm: &Zpm, name: &str) -> Value {
+pub(crate) fn good_spec(zpm: &Zpm, name: &str) -> Value {
     let argv = vec![
         "/bin/sh".to_owned(),
         "-c".to_owned(),

@@ -5,6 +5,7 @@
 //! tunnel on loopback TCP, an app on a second host, and a simulated fleet; and cluster
 //! mode with a zero-downtime reload under load, beside PM2's.
 
+mod apply;
 mod bus;
 mod depends;
 mod fleet;
@@ -56,6 +57,9 @@ enum Command {
     /// `depends_on`: a 4-level chain of 20 apps ready in 100 ms each, started until all are
     /// ready (the critical path, not the sum), beside the same apps unordered and PM2.
     Depends(depends::Settings),
+    /// `zpm apply` of an unchanged 50-app ecosystem file, end to end, beside PM2's
+    /// `startOrReload` of the same file.
+    Apply(apply::Settings),
 }
 
 #[derive(Args)]
@@ -75,6 +79,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         Command::Logs(args) => return Some(run_logs(args)),
         Command::Reload(settings) => return Some(reload::run_and_print(settings)),
         Command::Depends(settings) => return Some(depends::run_and_print(settings)),
+        Command::Apply(settings) => return Some(apply::run_and_print(settings)),
         _ => return None,
     };
     Some((|| {
@@ -205,7 +210,8 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
         | Command::Remote(_)
         | Command::Fleet(_)
         | Command::Reload(_)
-        | Command::Depends(_) => {
+        | Command::Depends(_)
+        | Command::Apply(_) => {
             unreachable!("run on their own")
         }
     };

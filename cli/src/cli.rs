@@ -49,6 +49,9 @@ pub enum Command {
     /// started and ready before the old one stops; or, given an ecosystem file, reload the
     /// apps whose settings changed, start the new ones and leave the others alone.
     Reload(ReloadArgs),
+    /// Make an ecosystem file the truth: print the plan (apps to start, reload, restart,
+    /// scale, and with --prune delete, with the settings that changed), then carry it out.
+    Apply(ApplyArgs),
     /// Zero the restart counters of apps (ids, names, namespaces or `all`), like `pm2 reset`.
     Reset(TargetArgs),
     /// Stop and forget apps (ids, names, namespaces or `all`).
@@ -247,6 +250,25 @@ pub struct ReloadArgs {
     #[arg(long)]
     pub update_env: bool,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
+pub struct ApplyArgs {
+    /// The ecosystem file (read as `zpm start FILE` reads it).
+    pub file: String,
+    /// Only print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete the apps of the file's namespaces that the file does not name.
+    #[arg(long)]
+    pub prune: bool,
+    /// Use the file's `env_<NAME>` block, as `zpm start` does.
+    #[arg(long = "env", value_name = "NAME")]
+    pub env_name: Option<String>,
+    /// Print the plan (and the apps' rows) as JSON.
     #[arg(long)]
     pub json: bool,
 }

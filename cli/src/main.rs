@@ -1,6 +1,7 @@
 //! The `zpm` command line, and the entry points of the daemon (God) and local agents,
 //! which are the same binary run as `zpm daemon` / `zpm agent <role>`.
 
+mod apply;
 mod cli;
 mod connect;
 mod describe;

@@ -22,7 +22,7 @@ use zpm_proto::{AppSpec, ProcessInfo};
 use zpm_rpc::{CallError, Client, ErrorCode, Method, NoParams};
 
 /// Long enough for God to stop slow apps (kill_timeout) before it answers.
-const VERB_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const VERB_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn call<M: Method>(
     client: &Client,
@@ -32,7 +32,7 @@ pub(crate) async fn call<M: Method>(
 }
 
 /// [`call`] with its own deadline, for a verb that may take longer than God's usual ones.
-async fn call_within<M: Method>(
+pub(crate) async fn call_within<M: Method>(
     client: &Client,
     params: &M::Params,
     timeout: Duration,
@@ -54,6 +54,7 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
         Command::Reload(args) => reload(home, args).await,
+        Command::Apply(args) => crate::apply::run(home, args).await,
         Command::Msg {
             target,
             message,
@@ -150,7 +151,11 @@ where
 }
 
 /// After a verb: JSON of the rows it touched, or the whole table as PM2 shows it.
-async fn show_after(client: &Client, rows: &[ProcessInfo], json: bool) -> anyhow::Result<()> {
+pub(crate) async fn show_after(
+    client: &Client,
+    rows: &[ProcessInfo],
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         return print_json(rows);
     }
@@ -387,7 +392,11 @@ async fn start_new(home: &Home, target: &str, args: &StartArgs, cwd: &Path) -> a
 
 /// The apps `zpm start TARGET` runs, resolved and checked on this machine; warnings are
 /// printed on stderr. `zpm reload FILE` reads its file with this too.
-fn resolve_new(target: &str, options: &StartOptions, cwd: &Path) -> anyhow::Result<Vec<AppSpec>> {
+pub(crate) fn resolve_new(
+    target: &str,
+    options: &StartOptions,
+    cwd: &Path,
+) -> anyhow::Result<Vec<AppSpec>> {
     let cli_env: BTreeMap<String, String> = std::env::vars().collect();
     let resolved = resolve_start(target, options, &cli_env, cwd)?;
     for warning in &resolved.warnings {
@@ -466,7 +475,7 @@ const RELOAD_MARGIN: Duration = Duration::from_secs(10);
 /// one app after another, each replacement up to its ready timeout plus the old run's
 /// kill_timeout plus [`RELOAD_MARGIN`]; never less than [`VERB_TIMEOUT`]. `instances` are
 /// (spec, instances) pairs; pairs of the same app add up.
-fn reload_timeout<'a>(
+pub(crate) fn reload_timeout<'a>(
     instances: impl IntoIterator<Item = (&'a AppSpec, u32)>,
     parallel: u32,
 ) -> Duration {

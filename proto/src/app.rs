@@ -155,6 +155,14 @@ impl AppSpec {
         self.listen.iter().filter_map(|a| a.parse().ok()).collect()
     }
 
+    /// True if two runs of the app can serve side by side, so a reload overlaps them: its
+    /// sockets are the spawner's (`listen`), or Node's cluster module holds them. A program
+    /// that binds its own port cannot be overlapped (the second bind fails), so a reload of
+    /// it is a restart gated on readiness.
+    pub fn reload_overlaps(&self) -> bool {
+        !self.listen.is_empty() || (runs_node(&self.argv) && self.exec_mode == ExecMode::Cluster)
+    }
+
     /// The host instance `instance` runs on; `default` (God's host) when none is named.
     pub fn host_of(&self, instance: u32, default: &str) -> String {
         let n = self.hosts.len();
@@ -163,6 +171,13 @@ impl AppSpec {
             _ => default.to_owned(),
         }
     }
+}
+
+/// True if `argv` runs Node (`node` or `nodejs`, by file name).
+pub fn runs_node(argv: &[String]) -> bool {
+    argv.first()
+        .and_then(|program| std::path::Path::new(program).file_name())
+        .is_some_and(|name| name == "node" || name == "nodejs")
 }
 
 /// Env values may hold secrets: Debug shows only the variable names.

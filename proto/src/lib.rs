@@ -4,6 +4,7 @@
 
 mod agent;
 mod app;
+pub mod apply;
 pub mod commands;
 pub mod depends;
 pub mod health;
@@ -21,7 +22,7 @@ pub mod validate;
 pub mod watch;
 
 pub use agent::{AgentHello, AgentInfo, Pong, Role, Vitals};
-pub use app::{AppSpec, EnvOrigin};
+pub use app::{AppSpec, EnvOrigin, runs_node};
 pub use listen::{BadListenAddr, ListenAddr, MAX_UNIX_PATH_BYTES};
 pub use logs::{
     LogChunk, LogCursor, LogEvent, LogStream, LogsAnswer, LogsAsk, LogsFetch, LogsFetched,

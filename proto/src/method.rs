@@ -49,6 +49,9 @@ pub mod app {
         Msg = "app.msg" (crate::commands::MsgApps) -> Vec<ProcessInfo>;
         /// Write a line to the targets' stdin.
         Send = "app.send" (crate::commands::SendLine) -> Vec<ProcessInfo>;
+        /// Make the given apps the truth: start, reload, restart, scale (and with `prune`
+        /// delete) what differs; answered with the plan.
+        Apply = "app.apply" (crate::apply::ApplyApps) -> crate::apply::ApplyPlan;
     }
 }
 

@@ -357,6 +357,22 @@ pub fn start_apps(apps: &[AppSpec]) -> Result<(), Invalid> {
     each_app(apps)
 }
 
+/// Every rule for the apps of one `app.apply`: those of `app.start`, and each app (name
+/// and namespace) named once, since the file is the whole truth about it.
+pub fn apply_apps(apps: &[AppSpec]) -> Result<(), Invalid> {
+    start_apps(apps)?;
+    let mut seen = std::collections::HashSet::new();
+    for spec in apps {
+        if !seen.insert((spec.name.as_str(), spec.namespace.as_str())) {
+            return Err(Invalid::new(format!(
+                "app {:?} of namespace {:?} is declared twice",
+                spec.name, spec.namespace
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Every rule for each app (a dump: as many apps as God ran); errors name the app.
 pub fn each_app(apps: &[AppSpec]) -> Result<(), Invalid> {
     for (index, spec) in apps.iter().enumerate() {

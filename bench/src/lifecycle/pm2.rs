@@ -101,7 +101,7 @@ impl Pm2 {
             .count())
     }
 
-    fn wait_online(&self, n: usize) -> anyhow::Result<()> {
+    pub(crate) fn wait_online(&self, n: usize) -> anyhow::Result<()> {
         poll(&format!("{n} PM2 apps online"), LIMIT, || {
             Ok((self.online()? == n).then_some(()))
         })

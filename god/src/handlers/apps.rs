@@ -99,7 +99,7 @@ pub(super) fn rows(god: &God, ids: &[u32]) -> Vec<ProcessInfo> {
 }
 
 /// Adds `count` instances of `spec` and spawns each on its host; [`check_hosts`] first.
-async fn spawn_instances(
+pub(super) async fn spawn_instances(
     god: &God,
     ctx: &Ctx,
     spec: &AppSpec,
@@ -458,7 +458,11 @@ pub async fn delete(god: Arc<God>, params: Target, ctx: Ctx) -> Result<Vec<Proce
     Ok(deleted)
 }
 
-async fn delete_ids(god: &God, ctx: &Ctx, ids: &[u32]) -> Result<Vec<ProcessInfo>, RpcError> {
+pub(super) async fn delete_ids(
+    god: &God,
+    ctx: &Ctx,
+    ids: &[u32],
+) -> Result<Vec<ProcessInfo>, RpcError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -502,7 +506,7 @@ pub async fn list(
 }
 
 /// Env values whose names suggest secrets are shown masked.
-fn looks_secret(name: &str) -> bool {
+pub(super) fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     [
         "SECRET",

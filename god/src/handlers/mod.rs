@@ -1,6 +1,7 @@
 //! The rpc methods God serves. `apps` is what the CLI calls; `agents` is what agents call.
 
 mod agents;
+mod apply;
 mod apps;
 mod deps;
 mod dump;
@@ -48,6 +49,7 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<app::Scale, _, _>(on(&god, apps::scale))
         .handle::<app::Reset, _, _>(on(&god, apps::reset))
         .handle::<app::Reload, _, _>(on(&god, reload::reload))
+        .handle::<app::Apply, _, _>(on(&god, apply::apply))
         .handle::<app::Msg, _, _>(on(&god, reload::msg))
         .handle::<app::Send, _, _>(on(&god, reload::send))
         .handle::<agent::Reloaded, _, _>(on(&god, reload::reloaded))

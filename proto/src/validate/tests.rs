@@ -215,3 +215,15 @@ fn depends_on_watch_and_env_origin_are_checked() {
     s.env_origin.file = Some("eco.json".into());
     assert!(error(app_spec(&s)).contains("invalid env_origin path"));
 }
+
+#[test]
+fn an_apply_names_each_app_once_per_namespace() {
+    let mut other = spec();
+    other.namespace = "jobs".into();
+    assert_eq!(apply_apps(&[spec(), other]), Ok(()));
+    assert_eq!(
+        error(apply_apps(&[spec(), spec()])),
+        r#"app "api" of namespace "default" is declared twice"#
+    );
+    assert_eq!(error(apply_apps(&[])), "no apps to start");
+}

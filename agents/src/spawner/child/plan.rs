@@ -35,11 +35,7 @@ pub struct Plan {
 }
 
 /// True if `argv` runs Node, which gets PM2's IPC channel.
-pub fn is_node(argv: &[String]) -> bool {
-    argv.first()
-        .and_then(|program| Path::new(program).file_name())
-        .is_some_and(|name| name == "node" || name == "nodejs")
-}
+pub use zpm_proto::runs_node as is_node;
 
 pub fn plan(spec: &AppSpec, id: u32, instance: u32, extras: Extras<'_>) -> std::io::Result<Plan> {
     let mut env = spec.env.clone();

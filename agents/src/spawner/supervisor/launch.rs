@@ -40,11 +40,10 @@ fn cluster(spec: &AppSpec) -> bool {
     spec.exec_mode == ExecMode::Cluster || !spec.listen.is_empty()
 }
 
-/// True if two runs of the app can serve side by side: its sockets are the spawner's.
-/// A program that binds its own port cannot be overlapped (the second bind fails), so a
-/// reload of it is a restart gated on readiness.
+/// True if two runs of the app can serve side by side (God's `app.apply` plan names a
+/// change of such an app a reload, of any other a restart, by the same rule).
 pub fn overlaps(spec: &AppSpec) -> bool {
-    !spec.listen.is_empty() || (child::is_node(&spec.argv) && spec.exec_mode == ExecMode::Cluster)
+    spec.reload_overlaps()
 }
 
 /// A running process with its links and deadlines.
