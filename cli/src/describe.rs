@@ -100,6 +100,7 @@ fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
             or_dash(spec.ready.watchdog_ms.map(|ms| format!("{ms} ms"))),
         ),
         ("health", health(&spec.health)),
+        ("watch", watch(&spec.watch)),
         (
             "instance var",
             printable(spec.instance_var.as_deref().unwrap_or("NODE_APP_INSTANCE")),
@@ -109,6 +110,26 @@ fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
             or_dash(spec.increment_var.as_deref().map(printable)),
         ),
     ]
+}
+
+/// `on: /srv/app/src, ignore *.log, delay 500 ms` (`cwd` when no path is named), or
+/// `off` (with what `zpm watch` would watch, if anything was set).
+fn watch(watch: &zpm_proto::watch::Watch) -> String {
+    if watch.is_default() {
+        return "off".to_owned();
+    }
+    let paths = if watch.paths.is_empty() {
+        "cwd".to_owned()
+    } else {
+        watch.paths.join(", ")
+    };
+    let mut parts = vec![paths];
+    if !watch.ignore.is_empty() {
+        parts.push(format!("ignore {}", watch.ignore.join(" ")));
+    }
+    parts.push(format!("delay {} ms", watch.delay_ms));
+    let state = if watch.enabled { "on" } else { "off" };
+    printable(&format!("{state}: {}", parts.join(", ")))
 }
 
 /// `wait_ready, http http://…/health, timeout 3000 ms, strict`, or `-` without a gate.

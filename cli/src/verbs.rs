@@ -1,9 +1,13 @@
 //! What each CLI verb does: one or two rpc calls to God, then output.
 
-use crate::cli::{Command, LogArgs, ReloadArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs};
+use crate::cli::{
+    Command, LogArgs, ReloadArgs, SaveArgs, ServingArgs, StartArgs, TargetArgs, WatchArgs,
+};
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, is_ecosystem_file, resolve_start};
+use crate::ecosystem::{
+    LogDraft, ServingDraft, StartOptions, WatchDraft, is_ecosystem_file, resolve_start,
+};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -50,6 +54,8 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Restart(t) => lifecycle::<app::Restart>(home, t).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
+        Command::Watch(t) => watch(home, t, true).await,
+        Command::Unwatch(t) => watch(home, t, false).await,
         Command::Reload(args) => reload(home, args).await,
         Command::Msg {
             target,
@@ -186,7 +192,17 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         args: args.args.clone(),
         logs: log_options(&args.logs),
         serving: serving_options(&args.serving),
+        watch: watch_options(&args.watch),
     })
+}
+
+fn watch_options(args: &WatchArgs) -> WatchDraft {
+    WatchDraft {
+        enabled: args.watch.as_ref().map(|_| true),
+        paths: args.watch.clone().unwrap_or_default(),
+        ignore: (!args.ignore_watch.is_empty()).then(|| args.ignore_watch.clone()),
+        delay_ms: args.watch_delay,
+    }
 }
 
 fn serving_options(args: &ServingArgs) -> ServingDraft {
@@ -340,6 +356,9 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.serving.instance_var.is_some(), "--instance-var"),
         (args.serving.increment_var.is_some(), "--increment-var"),
         (args.serving.cron_restart.is_some(), "--cron-restart"),
+        (args.watch.watch.is_some(), "--watch"),
+        (!args.watch.ignore_watch.is_empty(), "--ignore-watch"),
+        (args.watch.watch_delay.is_some(), "--watch-delay"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()
@@ -498,6 +517,17 @@ where
 {
     let (client, _) = ensure_daemon(home).await?;
     let rows = call::<M>(&client, &Target::new(t.target)).await?;
+    show_after(&client, &rows, t.json).await
+}
+
+/// `zpm watch` / `zpm unwatch`.
+async fn watch(home: &Home, t: TargetArgs, enabled: bool) -> anyhow::Result<()> {
+    let (client, _) = ensure_daemon(home).await?;
+    let params = zpm_proto::commands::WatchApps {
+        targets: Target::new(t.target),
+        enabled,
+    };
+    let rows = call::<app::Watch>(&client, &params).await?;
     show_after(&client, &rows, t.json).await
 }
 

@@ -49,6 +49,8 @@ pub mod app {
         Msg = "app.msg" (crate::commands::MsgApps) -> Vec<ProcessInfo>;
         /// Write a line to the targets' stdin.
         Send = "app.send" (crate::commands::SendLine) -> Vec<ProcessInfo>;
+        /// Turn file watching on or off (`zpm watch`/`zpm unwatch`), without a restart.
+        Watch = "app.watch" (crate::commands::WatchApps) -> Vec<ProcessInfo>;
     }
 }
 
@@ -68,6 +70,9 @@ pub mod agent {
         Report = "proc.report" (ProcessReport) -> ();
         /// Notification from a spawner: how a `proc.reload` ended.
         Reloaded = "proc.reloaded" (crate::commands::Reloaded) -> ();
+        /// Notification from a spawner: a watched, ready-gated app's files changed; God
+        /// reloads every instance of the app once.
+        Changed = "proc.changed" (crate::commands::Changed) -> ();
         /// Notification: an event for God to publish on its bus.
         Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
         /// Every agent God knows.
@@ -157,7 +162,9 @@ pub mod logs {
 /// God's pushes to a spawner.
 pub mod proc {
     use super::methods;
-    use crate::commands::{ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand};
+    use crate::commands::{
+        ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand, WatchCommand,
+    };
     use zpm_rpc::{ErrorCode, Method, Push, RpcError};
 
     methods! {
@@ -174,6 +181,9 @@ pub mod proc {
         Msg = "proc.msg" (ProcInput) -> ();
         /// A line for the app's stdin.
         Stdin = "proc.stdin" (ProcInput) -> ();
+        /// The instance's `watch` settings changed (`zpm watch`/`unwatch`): start or stop
+        /// its watcher, leave the run alone.
+        Watch = "proc.watch" (WatchCommand) -> ();
     }
 
     /// A push a spawner acts on.
@@ -188,6 +198,7 @@ pub mod proc {
         Reload(Box<ReloadCommand>),
         Msg(ProcInput),
         Stdin(ProcInput),
+        Watch(WatchCommand),
         Interest(crate::commands::Interest),
         Exit,
     }
@@ -204,6 +215,7 @@ pub mod proc {
                 Reload::NAME => Self::Reload(Box::new(push.params::<Reload>()?)),
                 Msg::NAME => Self::Msg(push.params::<Msg>()?),
                 Stdin::NAME => Self::Stdin(push.params::<Stdin>()?),
+                Watch::NAME => Self::Watch(push.params::<Watch>()?),
                 super::agent::Exit::NAME => Self::Exit,
                 super::agent::Interest::NAME => {
                     Self::Interest(push.params::<super::agent::Interest>()?)

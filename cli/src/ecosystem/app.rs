@@ -108,6 +108,7 @@ impl Walk {
             "kill_signal" => d.kill_signal = Some(field.string()?),
             "namespace" => d.namespace = Some(field.string()?),
             _ if d.serving.read(field)? => {}
+            _ if d.watch.read(field)? => {}
             _ if d.logs.read(field)? => {}
             key => match key.strip_prefix("env_") {
                 Some(block) => {
