@@ -25,3 +25,4 @@ mod remote_hostile;
 mod restart_policy;
 mod stop_tree;
 mod validation;
+mod watch;

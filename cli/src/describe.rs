@@ -305,6 +305,19 @@ mod tests {
     }
 
     #[test]
+    fn the_watch_row_says_on_or_off_and_what() {
+        let mut w = zpm_proto::watch::Watch {
+            enabled: true,
+            ..Default::default()
+        };
+        assert_eq!(watch(&w), "on: cwd, delay 500 ms");
+        w.paths = vec!["/a/src".into(), "/a/lib".into()];
+        w.ignore = vec!["*.log".into()];
+        w.enabled = false;
+        assert_eq!(watch(&w), "off: /a/src, /a/lib, ignore *.log, delay 500 ms");
+    }
+
+    #[test]
     fn serving_rows_show_sockets_mode_readiness_and_variables() {
         let mut spec = AppSpec::new("api", vec!["node".into(), "/a/s.js".into()], "/a");
         let plain = serving_rows(&spec);
@@ -317,6 +330,7 @@ mod tests {
                 "readiness",
                 "watchdog",
                 "health",
+                "watch",
                 "instance var",
                 "increment var"
             ]
@@ -324,7 +338,7 @@ mod tests {
         let values: Vec<&str> = plain.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(
             values,
-            ["-", "fork", "-", "-", "-", "NODE_APP_INSTANCE", "-"]
+            ["-", "fork", "-", "-", "-", "off", "NODE_APP_INSTANCE", "-"]
         );
         spec.listen = vec!["8000".into(), "unix:/run/a\n.sock".into()];
         spec.exec_mode = ExecMode::Cluster;
