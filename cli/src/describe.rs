@@ -366,6 +366,7 @@ mod tests {
                 "wait_ready, http http://127.0.0.1:8000/health, log ^listening, timeout 3000 ms, strict",
                 "30000 ms",
                 "http http://127.0.0.1:8000/health, every 10000 ms, timeout 5000 ms, 3 retries",
+                "off",
                 "INSTANCE_ID",
                 "PORT"
             ]
