@@ -27,3 +27,4 @@ mod remote_hostile;
 mod restart_policy;
 mod stop_tree;
 mod validation;
+mod watch;

@@ -234,6 +234,26 @@ fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
             json!({"overrides": ["NOPE"]}),
             r#"override "NOPE" is not in env"#,
         ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": ["src"]}),
+            r#"invalid watch path "src""#,
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "ignore": [""]}),
+            "invalid ignore_watch",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "delay_ms": 3_600_001}),
+            "invalid watch_delay",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": vec!["/a"; 65]}),
+            "at most 64 paths",
+        ),
     ]
 }
 
@@ -541,4 +561,28 @@ fn a_missing_env_file_starts_nothing() {
         "{error}"
     );
     assert!(zpm_processes(zpm.home(), &["daemon"]).is_empty());
+}
+
+#[test]
+fn app_watch_is_checked_by_god() {
+    let zpm = Zpm::new();
+    zpm.start_idle("idle");
+    let missing = rpc(&zpm, "app.watch", &json!({"target": "idle"})).expect_err("no enabled");
+    assert_eq!(missing.code, ErrorCode::BadParams, "{missing}");
+    let wrong = rpc(
+        &zpm,
+        "app.watch",
+        &json!({"target": "idle", "enabled": "yes"}),
+    );
+    assert_eq!(wrong.expect_err("a string").code, ErrorCode::BadParams);
+    let unknown = rpc(
+        &zpm,
+        "app.watch",
+        &json!({"target": "nosuch", "enabled": true}),
+    )
+    .expect_err("no such app");
+    assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown}");
+    // A spawner-only notification from the CLI's connection: ignored, nothing reloaded.
+    let _ = rpc(&zpm, "proc.changed", &json!({"id": 0, "path": "/x"}));
+    assert_eq!(zpm.ls()[0]["restarts"], 0);
 }

@@ -176,6 +176,7 @@ async fn forward(
                 &message,
             ),
             Outbound::Reloaded(reloaded) => client.notify_method::<agent::Reloaded>(&reloaded),
+            Outbound::Changed(changed) => client.notify_method::<agent::Changed>(&changed),
             Outbound::Forget(id) => {
                 holdings.with(|h| h.remove(&id));
                 Ok(())

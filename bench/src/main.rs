@@ -15,6 +15,7 @@ mod remote;
 mod report;
 mod rpc;
 mod rss;
+mod watch;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +61,9 @@ enum Command {
     /// `zpm apply` of an unchanged 50-app ecosystem file, end to end, beside PM2's
     /// `startOrReload` of the same file.
     Apply(apply::Settings),
+    /// File watching: idle CPU of watching 10,000 files, and write → restart begun, zpm
+    /// beside PM2.
+    Watch(watch::Settings),
 }
 
 #[derive(Args)]
@@ -80,6 +84,7 @@ fn run_processes(command: &Command) -> Option<anyhow::Result<()>> {
         Command::Reload(settings) => return Some(reload::run_and_print(settings)),
         Command::Depends(settings) => return Some(depends::run_and_print(settings)),
         Command::Apply(settings) => return Some(apply::run_and_print(settings)),
+        Command::Watch(settings) => return Some(watch::run_and_print(settings)),
         _ => return None,
     };
     Some((|| {
@@ -211,7 +216,8 @@ async fn run(command: Command, workers: usize) -> anyhow::Result<(Report, bool)>
         | Command::Fleet(_)
         | Command::Reload(_)
         | Command::Depends(_)
-        | Command::Apply(_) => {
+        | Command::Apply(_)
+        | Command::Watch(_) => {
             unreachable!("run on their own")
         }
     };

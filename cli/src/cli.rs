@@ -54,6 +54,11 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Zero the restart counters of apps (ids, names, namespaces or `all`), like `pm2 reset`.
     Reset(TargetArgs),
+    /// Restart apps (ids, names, namespaces or `all`) when their files change, from now on
+    /// (their `watch` paths, else their cwd); the apps keep running.
+    Watch(TargetArgs),
+    /// Stop watching apps' files; the apps keep running.
+    Unwatch(TargetArgs),
     /// Stop and forget apps (ids, names, namespaces or `all`).
     #[command(visible_alias = "del")]
     Delete(TargetArgs),
@@ -388,6 +393,8 @@ pub struct StartArgs {
     /// For existing apps only.
     #[command(flatten)]
     pub rerun: RerunArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -493,6 +500,23 @@ pub struct ServingArgs {
     /// TZ or local time. With --no-autorestart: a job run at each tick.
     #[arg(long, visible_alias = "cron", value_name = "PATTERN", value_parser = NonEmptyStringValueParser::new())]
     pub cron_restart: Option<String>,
+}
+
+/// `zpm start` options for restarts on file changes.
+#[derive(Args, Debug, Default)]
+pub struct WatchArgs {
+    /// Restart the app when files under these paths change (relative to the app's cwd;
+    /// none: the cwd). Ready-gated apps are reloaded instead. Give it after the script, or
+    /// as --watch=PATH.
+    #[arg(long, num_args = 0.., value_name = "PATH")]
+    pub watch: Option<Vec<String>>,
+    /// Do not react to paths matching this glob (relative path or any component;
+    /// node_modules and .git always ignored). Repeatable.
+    #[arg(long, value_name = "GLOB", value_parser = NonEmptyStringValueParser::new())]
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after a change before the restart (ms or e.g. `1s`; default 500).
+    #[arg(long, value_parser = parse_duration_ms, value_name = "MS")]
+    pub watch_delay: Option<u64>,
 }
 
 /// `fork` or `cluster` (also PM2's `fork_mode`, `cluster_mode`).

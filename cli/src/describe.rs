@@ -144,6 +144,7 @@ fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
             or_dash(spec.ready.watchdog_ms.map(|ms| format!("{ms} ms"))),
         ),
         ("health", health(&spec.health)),
+        ("watch", watch(&spec.watch)),
         (
             "instance var",
             printable(spec.instance_var.as_deref().unwrap_or("NODE_APP_INSTANCE")),
@@ -153,6 +154,26 @@ fn serving_rows(spec: &AppSpec) -> Vec<(&'static str, String)> {
             or_dash(spec.increment_var.as_deref().map(printable)),
         ),
     ]
+}
+
+/// `on: /srv/app/src, ignore *.log, delay 500 ms` (`cwd` when no path is named), or
+/// `off` (with what `zpm watch` would watch, if anything was set).
+fn watch(watch: &zpm_proto::watch::Watch) -> String {
+    if watch.is_default() {
+        return "off".to_owned();
+    }
+    let paths = if watch.paths.is_empty() {
+        "cwd".to_owned()
+    } else {
+        watch.paths.join(", ")
+    };
+    let mut parts = vec![paths];
+    if !watch.ignore.is_empty() {
+        parts.push(format!("ignore {}", watch.ignore.join(" ")));
+    }
+    parts.push(format!("delay {} ms", watch.delay_ms));
+    let state = if watch.enabled { "on" } else { "off" };
+    printable(&format!("{state}: {}", parts.join(", ")))
 }
 
 /// `wait_ready, http http://…/health, timeout 3000 ms, strict`, or `-` without a gate.
@@ -328,6 +349,19 @@ mod tests {
     }
 
     #[test]
+    fn the_watch_row_says_on_or_off_and_what() {
+        let mut w = zpm_proto::watch::Watch {
+            enabled: true,
+            ..Default::default()
+        };
+        assert_eq!(watch(&w), "on: cwd, delay 500 ms");
+        w.paths = vec!["/a/src".into(), "/a/lib".into()];
+        w.ignore = vec!["*.log".into()];
+        w.enabled = false;
+        assert_eq!(watch(&w), "off: /a/src, /a/lib, ignore *.log, delay 500 ms");
+    }
+
+    #[test]
     fn serving_rows_show_sockets_mode_readiness_and_variables() {
         let mut spec = AppSpec::new("api", vec!["node".into(), "/a/s.js".into()], "/a");
         let plain = serving_rows(&spec);
@@ -340,6 +374,7 @@ mod tests {
                 "readiness",
                 "watchdog",
                 "health",
+                "watch",
                 "instance var",
                 "increment var"
             ]
@@ -347,7 +382,7 @@ mod tests {
         let values: Vec<&str> = plain.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(
             values,
-            ["-", "fork", "-", "-", "-", "NODE_APP_INSTANCE", "-"]
+            ["-", "fork", "-", "-", "-", "off", "NODE_APP_INSTANCE", "-"]
         );
         spec.listen = vec!["8000".into(), "unix:/run/a\n.sock".into()];
         spec.exec_mode = ExecMode::Cluster;
@@ -375,6 +410,7 @@ mod tests {
                 "wait_ready, http http://127.0.0.1:8000/health, log ^listening, timeout 3000 ms, strict",
                 "30000 ms",
                 "http http://127.0.0.1:8000/health, every 10000 ms, timeout 5000 ms, 3 retries",
+                "off",
                 "INSTANCE_ID",
                 "PORT"
             ]

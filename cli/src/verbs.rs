@@ -2,11 +2,13 @@
 
 use crate::cli::{
     Command, LogArgs, ReloadArgs, RerunArgs, RestartArgs, SaveArgs, ServingArgs, StartArgs,
-    TargetArgs,
+    TargetArgs, WatchArgs,
 };
 use crate::connect::{client, ensure_daemon, god_listening};
 use crate::describe::describe_table;
-use crate::ecosystem::{LogDraft, ServingDraft, StartOptions, is_ecosystem_file, resolve_start};
+use crate::ecosystem::{
+    LogDraft, ServingDraft, StartOptions, WatchDraft, is_ecosystem_file, resolve_start,
+};
 use crate::output::{agents_table, print_json, print_line, process_table};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -53,6 +55,8 @@ pub async fn run(command: Command, home: &Home, remote: bool) -> anyhow::Result<
         Command::Restart(a) => restart(home, a).await,
         Command::Delete(t) => lifecycle::<app::Delete>(home, t).await,
         Command::Reset(t) => lifecycle::<app::Reset>(home, t).await,
+        Command::Watch(t) => watch(home, t, true).await,
+        Command::Unwatch(t) => watch(home, t, false).await,
         Command::Reload(args) => reload(home, args).await,
         Command::Apply(args) => crate::apply::run(home, args).await,
         Command::Msg {
@@ -194,7 +198,17 @@ fn start_options(args: &StartArgs) -> anyhow::Result<StartOptions> {
         args: args.args.clone(),
         logs: log_options(&args.logs),
         serving: serving_options(&args.serving),
+        watch: watch_options(&args.watch),
     })
+}
+
+fn watch_options(args: &WatchArgs) -> WatchDraft {
+    WatchDraft {
+        enabled: args.watch.as_ref().map(|_| true),
+        paths: args.watch.clone().unwrap_or_default(),
+        ignore: (!args.ignore_watch.is_empty()).then(|| args.ignore_watch.clone()),
+        delay_ms: args.watch_delay,
+    }
 }
 
 fn serving_options(args: &ServingArgs) -> ServingDraft {
@@ -372,6 +386,9 @@ fn new_app_options(args: &StartArgs) -> Vec<&'static str> {
         (args.serving.instance_var.is_some(), "--instance-var"),
         (args.serving.increment_var.is_some(), "--increment-var"),
         (args.serving.cron_restart.is_some(), "--cron-restart"),
+        (args.watch.watch.is_some(), "--watch"),
+        (!args.watch.ignore_watch.is_empty(), "--ignore-watch"),
+        (args.watch.watch_delay.is_some(), "--watch-delay"),
         (!args.args.is_empty(), "arguments after --"),
     ]
     .into_iter()
@@ -539,6 +556,17 @@ where
 {
     let (client, _) = ensure_daemon(home).await?;
     let rows = call::<M>(&client, &Target::new(t.target)).await?;
+    show_after(&client, &rows, t.json).await
+}
+
+/// `zpm watch` / `zpm unwatch`.
+async fn watch(home: &Home, t: TargetArgs, enabled: bool) -> anyhow::Result<()> {
+    let (client, _) = ensure_daemon(home).await?;
+    let params = zpm_proto::commands::WatchApps {
+        targets: Target::new(t.target),
+        enabled,
+    };
+    let rows = call::<app::Watch>(&client, &params).await?;
     show_after(&client, &rows, t.json).await
 }
 

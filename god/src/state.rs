@@ -51,6 +51,10 @@ pub struct God {
     queries: Mutex<crate::logs::Queries>,
     /// `proc.reload`s pushed and not answered yet: the error, if the reload was given up.
     reloads: Mutex<crate::pending::Pending<Option<String>>>,
+    /// Apps (name, namespace) being reloaded because their watched files changed: one
+    /// such reload at a time per app, the other instances' notices of the same burst
+    /// ignored meanwhile.
+    watch_reloads: Mutex<std::collections::HashSet<(String, String)>>,
     /// Writes of the state file asked for, the writer woken for them, and done.
     persist_wanted: AtomicU64,
     persist_asked: Notify,
@@ -102,6 +106,7 @@ impl God {
             log_problems: Mutex::new(Vec::new()),
             hosts: Mutex::new(BTreeMap::new()),
             queries: Mutex::new(crate::logs::Queries::default()),
+            watch_reloads: Mutex::default(),
             reloads: Mutex::new(crate::pending::Pending::new(
                 MAX_RELOADS,
                 "instance reloads",
@@ -198,6 +203,10 @@ impl God {
 
     pub fn keeper(&self, role: Role) -> &KeeperSlot {
         &self.keepers[&role]
+    }
+
+    pub fn watch_reloads(&self) -> MutexGuard<'_, std::collections::HashSet<(String, String)>> {
+        relock(&self.watch_reloads)
     }
 
     pub fn reloads(&self) -> MutexGuard<'_, crate::pending::Pending<Option<String>>> {

@@ -203,6 +203,9 @@ pub struct ReloadCommand {
     pub token: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<AppSpec>,
+    /// Why, for the restart history (`watch`); absent: `reload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::RestartReason>,
 }
 
 /// Spawner → God notification `proc.reloaded`: how the reload of `id` ended.
@@ -289,4 +292,29 @@ pub struct ListFilter {
     /// Only the apps on this host (a host's metrics agent lists its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+}
+
+/// `app.watch`: turn file watching of the targets on or off (`zpm watch` / `zpm unwatch`),
+/// without restarting them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchApps {
+    #[serde(flatten)]
+    pub targets: Target,
+    pub enabled: bool,
+}
+
+/// God → spawner push `proc.watch`: the instance's `watch` settings are now these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchCommand {
+    pub id: u32,
+    pub watch: crate::watch::Watch,
+}
+
+/// Spawner → God notification `proc.changed`: files under a watched path of `id` changed
+/// (one debounced burst); God reloads the app (ready-gated apps only, see DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    pub id: u32,
+    /// One path that changed.
+    pub path: String,
 }

@@ -52,6 +52,8 @@ pub mod app {
         /// Make the given apps the truth: start, reload, restart, scale (and with `prune`
         /// delete) what differs; answered with the plan.
         Apply = "app.apply" (crate::apply::ApplyApps) -> crate::apply::ApplyPlan;
+        /// Turn file watching on or off (`zpm watch`/`zpm unwatch`), without a restart.
+        Watch = "app.watch" (crate::commands::WatchApps) -> Vec<ProcessInfo>;
     }
 }
 
@@ -71,6 +73,9 @@ pub mod agent {
         Report = "proc.report" (ProcessReport) -> ();
         /// Notification from a spawner: how a `proc.reload` ended.
         Reloaded = "proc.reloaded" (crate::commands::Reloaded) -> ();
+        /// Notification from a spawner: a watched, ready-gated app's files changed; God
+        /// reloads every instance of the app once.
+        Changed = "proc.changed" (crate::commands::Changed) -> ();
         /// Notification: an event for God to publish on its bus.
         Publish = "bus.publish" (zpm_bus::RelayEvent) -> ();
         /// Every agent God knows.
@@ -160,7 +165,9 @@ pub mod logs {
 /// God's pushes to a spawner.
 pub mod proc {
     use super::methods;
-    use crate::commands::{ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand};
+    use crate::commands::{
+        ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand, WatchCommand,
+    };
     use zpm_rpc::{ErrorCode, Method, Push, RpcError};
 
     methods! {
@@ -177,6 +184,9 @@ pub mod proc {
         Msg = "proc.msg" (ProcInput) -> ();
         /// A line for the app's stdin.
         Stdin = "proc.stdin" (ProcInput) -> ();
+        /// The instance's `watch` settings changed (`zpm watch`/`unwatch`): start or stop
+        /// its watcher, leave the run alone.
+        Watch = "proc.watch" (WatchCommand) -> ();
     }
 
     /// A push a spawner acts on.
@@ -191,6 +201,7 @@ pub mod proc {
         Reload(Box<ReloadCommand>),
         Msg(ProcInput),
         Stdin(ProcInput),
+        Watch(WatchCommand),
         Interest(crate::commands::Interest),
         Exit,
     }
@@ -207,6 +218,7 @@ pub mod proc {
                 Reload::NAME => Self::Reload(Box::new(push.params::<Reload>()?)),
                 Msg::NAME => Self::Msg(push.params::<Msg>()?),
                 Stdin::NAME => Self::Stdin(push.params::<Stdin>()?),
+                Watch::NAME => Self::Watch(push.params::<Watch>()?),
                 super::agent::Exit::NAME => Self::Exit,
                 super::agent::Interest::NAME => {
                     Self::Interest(push.params::<super::agent::Interest>()?)

@@ -2,7 +2,8 @@
 //! `run` (the process: commands from God), `supervisor` (one task per app instance),
 //! `policy` (the restart policy), `child` (spawn, signal, stop a process group),
 //! `reaper` (orphaned grandchildren), `record` (what a
-//! successor needs to replace our processes if we die), `report` (what goes back to God), `logs` (output
+//! successor needs to replace our processes if we die), `report` (what goes back to God), `watch` (file-change
+//! restarts), `logs` (output
 //! buffers and the host-local `logs.fetch` endpoint).
 
 mod child;
@@ -15,5 +16,6 @@ mod run;
 mod schedule;
 pub mod serve;
 mod supervisor;
+pub mod watch;
 
 pub use run::{SpawnerError, SpawnerOptions, run};

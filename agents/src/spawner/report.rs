@@ -33,6 +33,8 @@ pub enum Outbound {
     Reloaded(zpm_proto::commands::Reloaded),
     /// A `process:msg` the app sent.
     Message(AppMessage),
+    /// Watched files changed: God reloads the app (`proc.changed`).
+    Changed(zpm_proto::commands::Changed),
 }
 
 /// Body of a `process:msg` bus event: PM2's packet (`{type, data, topic…}`) and who sent it.
@@ -151,6 +153,12 @@ impl Reporter {
             self.current.status_text = Some(text);
             self.send(Outbound::Report(self.current.clone()));
         }
+    }
+
+    /// Watched files of this ready-gated app changed: God is asked to reload it.
+    pub fn changed(&self, path: String) {
+        let id = self.current.id;
+        self.send(Outbound::Changed(zpm_proto::commands::Changed { id, path }));
     }
 
     pub fn reloaded(&self, token: u64, error: Option<String>) {

@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use zpm_host::home::Home;
-use zpm_proto::commands::{ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand};
+use zpm_proto::commands::{
+    ProcCommand, ProcInput, ReloadCommand, SignalCommand, SpawnCommand, WatchCommand,
+};
 use zpm_proto::method::proc::SpawnerCommand;
 use zpm_proto::{ProcessReport, ProcessStatus, Role};
 
@@ -163,7 +165,12 @@ impl Apps {
                 }
             }
             SpawnerCommand::Reload(command) => {
-                let ReloadCommand { id, token, spec } = *command;
+                let ReloadCommand {
+                    id,
+                    token,
+                    spec,
+                    reason,
+                } = *command;
                 if !self.commands.contains_key(&id) {
                     let error = Some("this spawner does not run it".to_owned());
                     let reloaded = zpm_proto::commands::Reloaded { id, token, error };
@@ -171,11 +178,21 @@ impl Apps {
                     return;
                 }
                 let spec = spec.map(Box::new);
-                self.send(id, AppCommand::Reload { token, spec });
+                self.send(
+                    id,
+                    AppCommand::Reload {
+                        token,
+                        spec,
+                        reason,
+                    },
+                );
             }
             SpawnerCommand::Msg(ProcInput { id, text }) => self.send(id, AppCommand::Msg(text)),
             SpawnerCommand::Stdin(ProcInput { id, text }) => {
                 self.send(id, AppCommand::Stdin(text));
+            }
+            SpawnerCommand::Watch(WatchCommand { id, watch }) => {
+                self.send(id, AppCommand::Watch(watch));
             }
             // Handled by the loop that owns them.
             SpawnerCommand::Exit | SpawnerCommand::Interest(_) => {}

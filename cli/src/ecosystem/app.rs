@@ -110,6 +110,7 @@ impl Walk {
             "depends_on" => d.depends_on = super::depends::depends_on(field)?,
             "depends_timeout" => d.depends_timeout_ms = Some(field.duration_ms()?),
             _ if d.serving.read(field)? => {}
+            _ if d.watch.read(field)? => {}
             _ if d.logs.read(field)? => {}
             key => match key.strip_prefix("env_") {
                 Some(block) => {

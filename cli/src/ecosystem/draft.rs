@@ -1,7 +1,7 @@
 //! An app before resolution: what the file or the command line said, command-line options
 //! on top; `finish` turns it into an `AppSpec` (program, cwd, env, validation).
 
-use super::{LogDraft, ServingDraft, StartOptions, env_file, program, validate};
+use super::{LogDraft, ServingDraft, StartOptions, WatchDraft, env_file, program, validate};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ pub(super) struct Draft {
     pub namespace: Option<String>,
     pub logs: LogDraft,
     pub serving: ServingDraft,
+    pub watch: WatchDraft,
     /// `-i` was given for this command-line target: a Node script then runs in cluster
     /// mode unless `exec_mode` says otherwise, as in PM2 (never for an ecosystem file's
     /// apps, whose mode is only their `exec_mode` key).
@@ -113,6 +114,7 @@ impl Draft {
         }
         self.logs.overlay(&options.logs);
         self.serving.overlay(&options.serving);
+        self.watch.overlay(&options.watch);
     }
 
     /// The final spec; errors and warnings carry the draft's context.
@@ -165,6 +167,7 @@ impl Draft {
         self.copy_restart_policy(&mut spec);
         spec.logs = self.logs.resolve(&spec.cwd)?;
         self.serving.resolve(&mut spec, inferred)?;
+        self.watch.resolve(&mut spec)?;
         warnings.extend(self.serving.unused_health_settings());
         validate::spec(&spec)?;
         Ok(spec)

@@ -12,6 +12,7 @@ mod logs;
 mod program;
 mod serving;
 mod validate;
+mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub use logs::LogDraft;
 pub use serving::ServingDraft;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+pub use watch::WatchDraft;
 
 /// Command-line options of `zpm start`, mirroring PM2. `None` = not given on the command line.
 #[derive(Debug, Default, Clone)]
@@ -54,6 +56,8 @@ pub struct StartOptions {
     /// `--listen`, `--exec-mode`, `--wait-ready`, `--listen-timeout`, `--ready-*`,
     /// `--watchdog-sec`, `--health-*`, `--instance-var`, `--increment-var`.
     pub serving: ServingDraft,
+    /// `--watch`, `--ignore-watch`, `--watch-delay`.
+    pub watch: WatchDraft,
 }
 
 /// What resolution produced: the specs, plus warnings to print on stderr (e.g. unknown keys).

@@ -8,6 +8,7 @@ mod dump;
 mod logs_ask;
 mod reload;
 mod update_env;
+mod watch;
 
 use crate::state::God;
 use serde::Serialize;
@@ -53,6 +54,8 @@ pub fn register(god: Arc<God>) -> ServerBuilder {
         .handle::<app::Msg, _, _>(on(&god, reload::msg))
         .handle::<app::Send, _, _>(on(&god, reload::send))
         .handle::<agent::Reloaded, _, _>(on(&god, reload::reloaded))
+        .handle::<app::Watch, _, _>(on(&god, watch::watch))
+        .handle::<agent::Changed, _, _>(on(&god, watch::changed))
         .handle::<god::Kill, _, _>(on(&god, apps::kill))
         .handle::<god::Save, _, _>(on(&god, dump::save))
         .handle::<god::Resurrect, _, _>(on(&god, dump::resurrect))

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use zpm_proto::commands::{MsgApps, ProcInput, ReloadApps, ReloadCommand, Reloaded, SendLine};
 use zpm_proto::method::proc;
-use zpm_proto::{AppSpec, ProcessInfo, validate};
+use zpm_proto::{AppSpec, ProcessInfo, RestartReason, validate};
 use zpm_rpc::{Ctx, ErrorCode, PeerId, RpcError};
 
 /// Most instances replaced at once.
@@ -40,7 +40,7 @@ pub async fn reload(
     };
     let ids: Vec<u32> = work.iter().map(|(id, _)| *id).collect();
     let route = route(&god, &ids).await?;
-    let failure = replace_all(&god, &ctx, &route, work, parallel).await;
+    let failure = replace_all(&god, &ctx, &route, work, parallel, None).await;
     god.persist().await;
     if let Some(message) = failure {
         return Err(RpcError::new(ErrorCode::Failed, message));
@@ -101,13 +101,15 @@ async fn from_file(
 }
 
 /// Replaces instances `parallel` at a time; after the first failure none more is begun.
-/// Returns what failed, if anything did.
+/// Returns what failed, if anything did. `reason` is what the restart history shows
+/// (`None`: `reload`).
 pub(super) async fn replace_all(
     god: &Arc<God>,
     ctx: &Ctx,
     route: &std::collections::HashMap<u32, PeerId>,
     work: Vec<(u32, Option<AppSpec>)>,
     parallel: usize,
+    reason: Option<RestartReason>,
 ) -> Option<String> {
     let mut queue = work.into_iter();
     let mut running = JoinSet::new();
@@ -121,7 +123,8 @@ pub(super) async fn replace_all(
             let Some(peer) = route.get(&id).cloned() else {
                 continue;
             };
-            running.spawn(replace_one(Arc::clone(god), ctx.clone(), peer, id, spec));
+            let one = replace_one(Arc::clone(god), ctx.clone(), peer, id, spec, reason.clone());
+            running.spawn(one);
         }
         let Some(done) = running.join_next().await else {
             break;
@@ -152,6 +155,7 @@ async fn replace_one(
     peer: PeerId,
     id: u32,
     spec: Option<AppSpec>,
+    reason: Option<RestartReason>,
 ) -> Result<(), String> {
     let (label, host, limit) = {
         let table = god.table();
@@ -177,6 +181,7 @@ async fn replace_one(
         id,
         token,
         spec: spec.clone(),
+        reason,
     };
     if let Err(e) = ctx
         .pusher

@@ -57,16 +57,9 @@ pub(super) async fn restart_with_env(
     updates: &[EnvUpdate],
 ) -> Result<(), RpcError> {
     let work = updated_specs(god, ids, updates)?;
-    {
-        let mut table = god.table();
-        for id in ids {
-            if let Some(p) = table.get_mut(*id) {
-                p.pending_reason = Some(RestartReason::User);
-            }
-        }
-    }
     let route = route(god, ids).await?;
-    let failure = replace_all(god, ctx, &route, work, ids.len().max(1)).await;
+    let parallel = ids.len().max(1);
+    let failure = replace_all(god, ctx, &route, work, parallel, Some(RestartReason::User)).await;
     god.persist().await;
     match failure {
         Some(message) => Err(RpcError::new(ErrorCode::Failed, message)),

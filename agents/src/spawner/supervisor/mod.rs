@@ -5,6 +5,7 @@
 mod launch;
 mod live;
 mod reload;
+mod watched;
 
 use super::child::{Exit, parse_signal};
 use super::logs::LogHub;
@@ -45,11 +46,15 @@ pub enum AppCommand {
     Reload {
         token: u64,
         spec: Option<Box<AppSpec>>,
+        /// For the restart history; `None`: `reload`.
+        reason: Option<RestartReason>,
     },
     /// A JSON value for the app's Node IPC channel.
     Msg(String),
     /// A line for the app's stdin.
     Stdin(String),
+    /// New `watch` settings (`zpm watch`/`unwatch`): the run is left alone.
+    Watch(zpm_proto::watch::Watch),
 }
 
 enum Next {
@@ -72,6 +77,10 @@ pub struct Supervisor {
     /// The run ended by itself (not by a stop): with `cron_restart` it runs again at the
     /// next tick (a scheduled job).
     ended_by_itself: bool,
+    /// Why the reload under way was asked (see [`AppCommand::Reload`]).
+    reload_reason: Option<RestartReason>,
+    /// Watches the app's files while it runs (or is down by itself), when `watch` is on.
+    watcher: Option<crate::spawner::watch::Watcher>,
 }
 
 /// What every supervisor on this spawner shares.
@@ -110,6 +119,8 @@ impl Supervisor {
             policy: RestartState::default(),
             reload_token: None,
             ended_by_itself: false,
+            reload_reason: None,
+            watcher: None,
         }
     }
 
@@ -185,6 +196,8 @@ impl Supervisor {
     ) -> Next {
         let cron_at = self.next_cron();
         loop {
+            // Follows `zpm watch`/`unwatch` and reloads to a new spec.
+            self.sync_watch(true);
             // Also found while a reload was under way (and rolled back).
             if let Some(reason) = live.unhealthy.take() {
                 return self.restart_for(live, reason, commands).await;
@@ -213,6 +226,12 @@ impl Supervisor {
                 () = deadline(cron_at) => {
                     return self.restart_for(live, RestartReason::Cron, commands).await;
                 }
+                event = watched::next_change(&mut self.watcher) => {
+                    if let Some(reason) = self.on_watch_event(event) {
+                        return self.restart_for(live, reason, commands).await;
+                    }
+                    continue;
+                }
                 command = commands.recv() => command,
             };
             match command {
@@ -220,7 +239,13 @@ impl Supervisor {
                 Some(AppCommand::Reset) => self.reset(),
                 Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
                 Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
-                Some(AppCommand::Reload { token, spec }) => {
+                Some(AppCommand::Watch(watch)) => self.set_watch(watch),
+                Some(AppCommand::Reload {
+                    token,
+                    spec,
+                    reason,
+                }) => {
+                    self.reload_reason = reason;
                     if let Some(next) = self.reload(live, token, spec, commands).await {
                         return next;
                     }
@@ -271,6 +296,7 @@ impl Supervisor {
                         .reloaded(token, Some("the app is stopping".into()));
                 }
                 Some(AppCommand::Msg(_) | AppCommand::Stdin(_)) => {}
+                Some(AppCommand::Watch(watch)) => self.set_watch(watch),
                 Some(newer) if !is_final(command.as_ref()) => command = Some(newer),
                 Some(_) => {}
                 None => {
@@ -343,15 +369,31 @@ impl Supervisor {
         self.reporter.status(ProcessStatus::WaitingRestart);
         let deadline = tokio::time::Instant::now() + delay;
         loop {
+            self.sync_watch(true);
             let command = tokio::select! {
                 () = tokio::time::sleep_until(deadline) => return self.relaunch(None),
+                event = watched::next_change(&mut self.watcher) => {
+                    // A change while a crashed app waits for its restart: now, saying why.
+                    if let Some(reason) = self.on_watch_event(event) {
+                        return self.relaunch(Some(reason));
+                    }
+                    continue;
+                }
                 command = commands.recv() => command,
             };
             match command {
                 Some(AppCommand::Signal(_) | AppCommand::Msg(_) | AppCommand::Stdin(_)) => {}
                 Some(AppCommand::Reset) => self.reset(),
+                Some(AppCommand::Watch(watch)) => self.set_watch(watch),
                 Some(AppCommand::Restart) => return self.restart_now(None),
-                Some(AppCommand::Reload { token, spec }) => return self.reload_idle(token, spec),
+                Some(AppCommand::Reload {
+                    token,
+                    spec,
+                    reason,
+                }) => {
+                    self.reload_reason = reason;
+                    return self.reload_idle(token, spec);
+                }
                 Some(AppCommand::Stop) => {
                     self.settle(ProcessStatus::Stopped);
                     return Next::Idle;
@@ -375,13 +417,33 @@ impl Supervisor {
         } else {
             None
         };
+        // An app that ended by itself (crashed, errored) is started again by a change, as
+        // while developing; one a user stopped is not watched.
+        self.sync_watch(self.ended_by_itself);
         let command = tokio::select! {
             () = deadline(cron_at) => return self.restart_now(Some(RestartReason::Cron)),
+            event = watched::next_change(&mut self.watcher) => {
+                return match self.on_watch_event(event) {
+                    Some(reason) => self.restart_now(Some(reason)),
+                    None => Next::Idle,
+                };
+            }
             command = commands.recv() => command,
         };
         match command {
             Some(AppCommand::Restart) => self.restart_now(None),
-            Some(AppCommand::Reload { token, spec }) => self.reload_idle(token, spec),
+            Some(AppCommand::Watch(watch)) => {
+                self.set_watch(watch);
+                Next::Idle
+            }
+            Some(AppCommand::Reload {
+                token,
+                spec,
+                reason,
+            }) => {
+                self.reload_reason = reason;
+                self.reload_idle(token, spec)
+            }
             Some(AppCommand::Stop) => {
                 self.ended_by_itself = false;
                 self.reporter.status_again();

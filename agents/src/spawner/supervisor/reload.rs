@@ -108,7 +108,8 @@ impl Supervisor {
         }
         self.keep_own_sockets();
         self.reload_token = Some(token);
-        self.restart_now(Some(RestartReason::Reload))
+        let reason = self.reload_reason.take().unwrap_or(RestartReason::Reload);
+        self.restart_now(Some(reason))
     }
 
     /// After a reload to a new spec: only its `listen` addresses stay held for this
@@ -128,7 +129,8 @@ impl Supervisor {
             self.spec = *spec;
         }
         self.reload_token = Some(token);
-        self.restart_now(Some(RestartReason::Reload))
+        let reason = self.reload_reason.take().unwrap_or(RestartReason::Reload);
+        self.restart_now(Some(reason))
     }
 
     fn roll_back(&mut self, previous: Option<AppSpec>) {
@@ -141,7 +143,8 @@ impl Supervisor {
     /// `reload`), reported.
     fn take_over(&mut self, live: &Live, gate: Gate) {
         self.restarts += 1;
-        self.reporter.set_reason(Some(RestartReason::Reload));
+        let reason = self.reload_reason.take().unwrap_or(RestartReason::Reload);
+        self.reporter.set_reason(Some(reason));
         self.reporter.event(ProcessEventKind::Restart, None, None);
         self.reporter.launched(
             live.run.pid,
@@ -189,6 +192,7 @@ impl Supervisor {
                     Some(AppCommand::Reset) => self.reset(),
                     Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
                     Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
+                    Some(AppCommand::Watch(watch)) => self.set_watch(watch),
                     Some(AppCommand::Reload { token, .. }) => {
                         self.reporter.reloaded(token, Some("a reload of this instance is already under way".into()));
                     }

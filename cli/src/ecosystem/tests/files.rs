@@ -163,6 +163,7 @@ fn command_line_overrides_file_values() {
         args: vec![s("b"), s("c")],
         logs: crate::ecosystem::LogDraft::default(),
         serving: crate::ecosystem::ServingDraft::default(),
+        watch: crate::ecosystem::WatchDraft::default(),
     };
     let app = &resolve(&dir, "apps.json", &options).unwrap().apps[0];
     assert_eq!(app.name, "renamed");
@@ -257,14 +258,14 @@ fn toml_file() {
 fn unknown_keys_are_warned_about() {
     let (_keep, dir) = temp_dir();
     write(&dir, "a.sh", "");
-    let file = r#"{"apps": [{"name": "api", "script": "a.sh", "watch": true, "exec_mode": "cluster"}], "extra": 1}"#;
+    let file = r#"{"apps": [{"name": "api", "script": "a.sh", "vizion": true, "exec_mode": "cluster"}], "extra": 1}"#;
     write(&dir, "ecosystem.json", file);
     let resolved = resolve(&dir, "ecosystem.json", &StartOptions::default()).unwrap();
     assert_eq!(
         resolved.warnings,
         [
             r#"ecosystem.json: unknown top-level key "extra" ignored"#,
-            r#"ecosystem.json: app "api": unknown key "watch" ignored"#,
+            r#"ecosystem.json: app "api": unknown key "vizion" ignored"#,
         ]
     );
 }

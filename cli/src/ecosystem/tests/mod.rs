@@ -9,6 +9,7 @@ mod logs;
 mod parse;
 mod serving;
 mod targets;
+mod watch;
 
 use super::{Resolved, StartOptions, resolve_start};
 use std::collections::BTreeMap;

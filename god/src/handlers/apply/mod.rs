@@ -88,7 +88,7 @@ async fn replace_changed(god: &Arc<God>, ctx: &Ctx, steps: &[Step]) -> Result<()
     }
     let ids: Vec<u32> = work.iter().map(|(id, _)| *id).collect();
     let route = route(god, &ids).await?;
-    let failure = replace_all(god, ctx, &route, work, 1).await;
+    let failure = replace_all(god, ctx, &route, work, 1, None).await;
     god.persist().await;
     match failure {
         Some(message) => Err(RpcError::new(
