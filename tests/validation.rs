@@ -144,6 +144,57 @@ fn bad_fields() -> Vec<(&'static str, Value, &'static str)> {
 }
 
 /// (field, bad value, what God's message says) for how an app serves (issue 7).
+/// `depends_on`, `watch` and `env_origin` rows, as `bad_fields`.
+fn bad_trigger_fields() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
+            "depends_on",
+            json!([{"name": "a\nb", "condition": "ready"}]),
+            "depends_on: invalid app name",
+        ),
+        (
+            "depends_on",
+            json!([{"name": "db", "condition": "soon"}]),
+            "unknown variant `soon`",
+        ),
+        (
+            "depends_timeout_ms",
+            json!(0),
+            "invalid depends_timeout 0 ms",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": ["rel"]}),
+            "invalid watch path",
+        ),
+        (
+            "env_origin",
+            json!({"overrides": ["NOPE"]}),
+            r#"override "NOPE" is not in env"#,
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": ["src"]}),
+            r#"invalid watch path "src""#,
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "ignore": [""]}),
+            "invalid ignore_watch",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "delay_ms": 3_600_001}),
+            "invalid watch_delay",
+        ),
+        (
+            "watch",
+            json!({"enabled": true, "paths": vec!["/a"; 65]}),
+            "at most 64 paths",
+        ),
+    ]
+}
+
 fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
     vec![
         (
@@ -209,51 +260,6 @@ fn bad_serving_fields() -> Vec<(&'static str, Value, &'static str)> {
             json!("61 * * * *"),
             r#"invalid cron_restart "61 * * * *""#,
         ),
-        (
-            "depends_on",
-            json!([{"name": "a\nb", "condition": "ready"}]),
-            "depends_on: invalid app name",
-        ),
-        (
-            "depends_on",
-            json!([{"name": "db", "condition": "soon"}]),
-            "unknown variant `soon`",
-        ),
-        (
-            "depends_timeout_ms",
-            json!(0),
-            "invalid depends_timeout 0 ms",
-        ),
-        (
-            "watch",
-            json!({"enabled": true, "paths": ["rel"]}),
-            "invalid watch path",
-        ),
-        (
-            "env_origin",
-            json!({"overrides": ["NOPE"]}),
-            r#"override "NOPE" is not in env"#,
-        ),
-        (
-            "watch",
-            json!({"enabled": true, "paths": ["src"]}),
-            r#"invalid watch path "src""#,
-        ),
-        (
-            "watch",
-            json!({"enabled": true, "ignore": [""]}),
-            "invalid ignore_watch",
-        ),
-        (
-            "watch",
-            json!({"enabled": true, "delay_ms": 3_600_001}),
-            "invalid watch_delay",
-        ),
-        (
-            "watch",
-            json!({"enabled": true, "paths": vec!["/a"; 65]}),
-            "at most 64 paths",
-        ),
     ]
 }
 
@@ -262,7 +268,11 @@ fn god_refuses_bad_app_start_and_starts_nothing() {
     let zpm = Zpm::new();
     zpm.ok(&["ping"]);
     let spec = good_spec(&zpm, "good");
-    for (key, value, expected) in bad_fields().into_iter().chain(bad_serving_fields()) {
+    for (key, value, expected) in bad_fields()
+        .into_iter()
+        .chain(bad_serving_fields())
+        .chain(bad_trigger_fields())
+    {
         let bad = with(spec.clone(), key, value);
         refused(
             &zpm,
