@@ -164,16 +164,18 @@ impl Zpm {
         )
     }
 
-    /// Live app processes whose argv contains this test's marker: not counting a marked
-    /// process's own child, which is a fork of a shell app between fork and exec (its
-    /// `sleep`), not an app.
+    /// Live processes whose argv contains this test's marker, not counting a shell app's
+    /// fork between fork and exec (its `sleep`): a child with its parent's very argv.
     pub fn marked(&self) -> Vec<u32> {
-        let stats = zpm_host::procfs::all_stats().unwrap_or_default();
         let all = marked_processes(&self.marker);
+        let stats = zpm_host::procfs::all_stats().unwrap_or_default();
         let parent = |pid: u32| stats.iter().find(|s| s.pid == pid).map(|s| s.ppid);
+        let argv = zpm_host::procfs::cmdline;
         all.iter()
             .copied()
-            .filter(|pid| parent(*pid).is_none_or(|ppid| !all.contains(&ppid)))
+            .filter(|pid| {
+                parent(*pid).is_none_or(|ppid| !all.contains(&ppid) || argv(ppid) != argv(*pid))
+            })
             .collect()
     }
 

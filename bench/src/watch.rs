@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use zpm_host::procfs;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Settings {
@@ -31,8 +32,16 @@ pub struct Settings {
 }
 
 struct Figures {
+    /// Of every process of the manager.
     idle_cpu_ms: f64,
-    restart_ms: f64,
+    /// Of zpm's spawner alone (where the watcher runs).
+    spawner_cpu_ms: Option<f64>,
+    /// `None` when no write was timed (the baseline without watching).
+    restart_ms: Option<f64>,
+}
+
+fn or_dash(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
 pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
@@ -42,24 +51,32 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
             .and_then(|p| p.parent().map(|d| d.join("zpm")))
             .unwrap_or_else(|| PathBuf::from("zpm"))
     });
-    let z = measure_zpm(&zpm, settings)?;
+    let baseline = measure_zpm(&zpm, settings, false)?;
+    let z = measure_zpm(&zpm, settings, true)?;
     println!(
         "watch: {} files, delay {} ms, idle {} s",
         settings.files, settings.delay_ms, settings.idle_secs
     );
     println!(
-        "{:<6} {:>18} {:>26}",
-        "", "idle CPU (ms)", "write→restart - delay (ms)"
+        "{:<22} {:>16} {:>22} {:>28}",
+        "", "idle CPU (ms)", "spawner idle CPU (ms)", "write→restart - delay (ms)"
     );
-    println!(
-        "{:<6} {:>18.1} {:>26.1}",
-        "zpm", z.idle_cpu_ms, z.restart_ms
-    );
+    for (label, f) in [("zpm, not watching", &baseline), ("zpm, watching", &z)] {
+        println!(
+            "{label:<22} {:>16.1} {:>22} {:>28}",
+            f.idle_cpu_ms,
+            or_dash(f.spawner_cpu_ms),
+            or_dash(f.restart_ms)
+        );
+    }
     if !settings.no_pm2 && which("pm2").is_some() {
         match measure_pm2(settings) {
             Ok(p) => println!(
-                "{:<6} {:>18.1} {:>26.1}",
-                "pm2", p.idle_cpu_ms, p.restart_ms
+                "{:<22} {:>16.1} {:>22} {:>28}",
+                "pm2, watching",
+                p.idle_cpu_ms,
+                "-",
+                or_dash(p.restart_ms)
             ),
             Err(e) => println!("pm2: {e:#}"),
         }
@@ -97,7 +114,7 @@ fn app(root: &Path, marker: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn measure_zpm(zpm: &Path, settings: &Settings) -> anyhow::Result<Figures> {
+fn measure_zpm(zpm: &Path, settings: &Settings, watch: bool) -> anyhow::Result<Figures> {
     let home = tempfile::Builder::new().prefix("zpmbw").tempdir()?;
     let root = home.path();
     let src = tree(root, settings.files)?;
@@ -116,21 +133,24 @@ fn measure_zpm(zpm: &Path, settings: &Settings) -> anyhow::Result<Figures> {
     };
     let delay = settings.delay_ms.to_string();
     let result = (|| {
-        cmd(&[
-            "start",
-            script.to_str().context("path")?,
-            "--name",
-            "w",
-            "--watch-delay",
-            &delay,
-            "--watch",
-            src.to_str().context("path")?,
-        ])?;
-        let managers = managers(|cmdline, environ| {
-            cmdline.iter().any(|a| a == "daemon" || a == "agent")
-                && environ.contains(&format!("ZPM_HOME={}", root.display()))
-        });
-        finish(&src, &marker, &managers, settings)
+        let mut args = vec![script.to_str().context("path")?, "--name", "w"];
+        if watch {
+            args.extend([
+                "--watch-delay",
+                &delay,
+                "--watch",
+                src.to_str().context("path")?,
+            ]);
+        }
+        args.insert(0, "start");
+        cmd(&args)?;
+        let ours = |cmdline: &[String], environ: &str| {
+            environ.contains(&format!("ZPM_HOME={}", root.display()))
+                && cmdline.iter().any(|a| a == "daemon" || a == "agent")
+        };
+        let all = managers(ours);
+        let spawner = managers(|c, e| ours(c, e) && c.iter().any(|a| a == "spawner"));
+        finish(&src, &marker, (&all, &spawner), settings, watch)
     })();
     let _ = cmd(&["kill"]);
     result
@@ -169,25 +189,36 @@ fn measure_pm2(settings: &Settings) -> anyhow::Result<Figures> {
         let pid: u32 = std::fs::read_to_string(root.join("pm2.pid"))?
             .trim()
             .parse()?;
-        finish(&src, &marker, &[pid], settings)
+        finish(&src, &marker, (&[pid], &[]), settings, true)
     })();
     let _ = pm2(&["kill"]);
     result
 }
 
 /// Waits for the app, settles, measures idle CPU, then times writes.
+/// `managers`: every process of the manager, and the one that watches (empty: not told
+/// apart). `time_writes`: false for a baseline without watching.
 fn finish(
     src: &Path,
     marker: &str,
-    managers: &[u32],
+    (managers, watcher): (&[u32], &[u32]),
     settings: &Settings,
+    time_writes: bool,
 ) -> anyhow::Result<Figures> {
     let mut pid = wait_app(marker, None)?;
     // Let the initial walk and startup finish before the idle window.
     std::thread::sleep(Duration::from_secs(2));
-    let before = cpu_ms(managers);
+    let before = (cpu_ms(managers), cpu_ms(watcher));
     std::thread::sleep(Duration::from_secs_f64(settings.idle_secs));
-    let idle_cpu_ms = cpu_ms(managers) - before;
+    let idle_cpu_ms = cpu_ms(managers) - before.0;
+    let spawner_cpu_ms = (!watcher.is_empty()).then(|| cpu_ms(watcher) - before.1);
+    if !time_writes {
+        return Ok(Figures {
+            idle_cpu_ms,
+            spawner_cpu_ms,
+            restart_ms: None,
+        });
+    }
     let mut times = Vec::new();
     for i in 0..settings.writes {
         let wrote = Instant::now();
@@ -206,7 +237,8 @@ fn finish(
     times.sort_by(f64::total_cmp);
     Ok(Figures {
         idle_cpu_ms,
-        restart_ms: times[times.len() / 2],
+        spawner_cpu_ms,
+        restart_ms: times.get(times.len() / 2).copied(),
     })
 }
 
@@ -224,63 +256,37 @@ fn wait_app(marker: &str, not: Option<u32>) -> anyhow::Result<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-fn pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    zpm_host::procfs::alive(pid)
 }
 
 fn marked(marker: &str) -> Vec<u32> {
-    pids()
+    zpm_host::procfs::all_pids()
+        .unwrap_or_default()
         .into_iter()
-        .filter(|p| alive(*p) && cmdline(*p).iter().any(|a| a.contains(marker)))
+        .filter(|p| alive(*p) && procfs::cmdline(*p).iter().any(|a| a.contains(marker)))
         .collect()
 }
 
+/// Processes whose command line and environment (`NAME=value` lines) satisfy `wanted`.
 fn managers(wanted: impl Fn(&[String], &str) -> bool) -> Vec<u32> {
-    pids()
+    procfs::all_pids()
+        .unwrap_or_default()
         .into_iter()
         .filter(|p| {
             let environ = std::fs::read(format!("/proc/{p}/environ"))
                 .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
                 .unwrap_or_default();
-            wanted(&cmdline(*p), &environ)
+            wanted(&procfs::cmdline(*p), &environ)
         })
         .collect()
 }
 
-/// utime+stime of `pids`, in ms (clock ticks of 10 ms).
+/// utime+stime of `pids`, in ms.
 fn cpu_ms(pids: &[u32]) -> f64 {
     let ticks: u64 = pids
         .iter()
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let (_, rest) = stat.rsplit_once(')')?;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
+        .filter_map(|p| procfs::stat(*p).ok())
+        .map(|s| s.cpu_ticks())
         .sum();
-    ticks as f64 * 10.0
+    ticks as f64 * 1000.0 / procfs::ticks_per_second() as f64
 }
