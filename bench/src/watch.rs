@@ -31,13 +31,14 @@ pub struct Settings {
     pub delay_ms: u64,
 }
 
+/// Milliseconds.
 struct Figures {
-    /// Of every process of the manager.
-    idle_cpu_ms: f64,
-    /// Of zpm's spawner alone (where the watcher runs).
-    spawner_cpu_ms: Option<f64>,
-    /// `None` when no write was timed (the baseline without watching).
-    restart_ms: Option<f64>,
+    /// Idle CPU of every process of the manager.
+    idle_cpu: f64,
+    /// Idle CPU of zpm's spawner alone (where the watcher runs).
+    spawner_cpu: Option<f64>,
+    /// Write → restart begun, minus the delay; `None` when no write was timed.
+    restart: Option<f64>,
 }
 
 fn or_dash(value: Option<f64>) -> String {
@@ -64,9 +65,9 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
     for (label, f) in [("zpm, not watching", &baseline), ("zpm, watching", &z)] {
         println!(
             "{label:<22} {:>16.1} {:>22} {:>28}",
-            f.idle_cpu_ms,
-            or_dash(f.spawner_cpu_ms),
-            or_dash(f.restart_ms)
+            f.idle_cpu,
+            or_dash(f.spawner_cpu),
+            or_dash(f.restart)
         );
     }
     if !settings.no_pm2 && which("pm2").is_some() {
@@ -74,9 +75,9 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
             Ok(p) => println!(
                 "{:<22} {:>16.1} {:>22} {:>28}",
                 "pm2, watching",
-                p.idle_cpu_ms,
+                p.idle_cpu,
                 "-",
-                or_dash(p.restart_ms)
+                or_dash(p.restart)
             ),
             Err(e) => println!("pm2: {e:#}"),
         }
@@ -210,13 +211,13 @@ fn finish(
     std::thread::sleep(Duration::from_secs(2));
     let before = (cpu_ms(managers), cpu_ms(watcher));
     std::thread::sleep(Duration::from_secs_f64(settings.idle_secs));
-    let idle_cpu_ms = cpu_ms(managers) - before.0;
-    let spawner_cpu_ms = (!watcher.is_empty()).then(|| cpu_ms(watcher) - before.1);
+    let idle_cpu = cpu_ms(managers) - before.0;
+    let spawner_cpu = (!watcher.is_empty()).then(|| cpu_ms(watcher) - before.1);
     if !time_writes {
         return Ok(Figures {
-            idle_cpu_ms,
-            spawner_cpu_ms,
-            restart_ms: None,
+            idle_cpu,
+            spawner_cpu,
+            restart: None,
         });
     }
     let mut times = Vec::new();
@@ -236,9 +237,9 @@ fn finish(
     }
     times.sort_by(f64::total_cmp);
     Ok(Figures {
-        idle_cpu_ms,
-        spawner_cpu_ms,
-        restart_ms: times.get(times.len() / 2).copied(),
+        idle_cpu,
+        spawner_cpu,
+        restart: times.get(times.len() / 2).copied(),
     })
 }
 
