@@ -339,3 +339,33 @@ fn an_app_stopped_or_deleted_while_it_waits_is_not_started() {
         "neither api nor web ran"
     );
 }
+
+#[test]
+fn restart_all_runs_the_job_again_and_waits_for_it_before_its_dependents() {
+    let zpm = Zpm::new();
+    let log_file = zpm.path("order");
+    let migrate = zpm.script(
+        "migrate.sh",
+        &format!(
+            "#!/bin/sh\nsleep 0.3\necho 'migrate done' >> {}\n",
+            log_file.display()
+        ),
+    );
+    let job = json!({"name": "migrate", "script": migrate, "args": [zpm.marker.clone()],
+                     "autorestart": false});
+    let mut api = service(&zpm, "api", "0", &[]);
+    api["depends_on"] = json!({"migrate": "completed_successfully"});
+    let file = write_file(&zpm, vec![api, job]);
+    zpm.ok(&["start", &file]);
+    assert_eq!(order(&zpm), vec!["migrate done", "api up"]);
+    zpm.ok(&["restart", "all"]);
+    let log = poll("the second round", || {
+        let log = order(&zpm);
+        (log.len() >= 5).then_some(log)
+    });
+    assert_eq!(
+        log[2..],
+        ["migrate done", "api down", "api up"],
+        "the job ran again first, and api was restarted once it had completed: {log:?}"
+    );
+}

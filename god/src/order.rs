@@ -204,13 +204,20 @@ pub fn all_progress(table: &Table, spec: &AppSpec) -> Progress {
 /// order). Instances of one app stay together; apps in a cycle (refused at start, but a
 /// table may still hold one) end up in the last wave.
 pub fn start_waves(table: &Table, ids: &[u32]) -> Vec<Vec<u32>> {
+    waves_of(
+        ids.iter()
+            .filter_map(|id| table.get(*id))
+            .map(|p| (p.id, &p.spec)),
+    )
+}
+
+/// [`start_waves`] of instances given with the spec each will run (e.g. a new one).
+pub fn waves_of<'a>(instances: impl IntoIterator<Item = (u32, &'a AppSpec)>) -> Vec<Vec<u32>> {
     let mut by_app: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
     let mut specs: BTreeMap<Key, &AppSpec> = BTreeMap::new();
-    for &id in ids {
-        if let Some(p) = table.get(id) {
-            by_app.entry(key(&p.spec)).or_default().push(id);
-            specs.insert(key(&p.spec), &p.spec);
-        }
+    for (id, spec) in instances {
+        by_app.entry(key(spec)).or_default().push(id);
+        specs.insert(key(spec), spec);
     }
     let mut left: BTreeSet<Key> = by_app.keys().cloned().collect();
     let mut waves = Vec::new();

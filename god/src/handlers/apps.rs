@@ -313,6 +313,7 @@ pub async fn restart(
     ids.extend(failed.into_iter().map(|(id, _)| id));
     let waves = order::start_waves(&god.table(), &ids);
     for wave in &waves {
+        super::deps::wait_before_restart(&god, wave).await?;
         if params.update_env.is_empty() {
             restart_ids(&god, &ctx, wave).await?;
         } else {

@@ -48,7 +48,7 @@ pub(super) async fn launch_when_ready(
 ) -> Result<(), Blocked> {
     let mut ids = ids.to_vec();
     if !spec.depends_on.is_empty() {
-        let outcome = wait_dependencies(god, spec, &ids).await;
+        let outcome = wait_dependencies(god, spec, Some(&ids)).await;
         let mut table = god.table();
         // Stopped or deleted while it waited: not to be spawned.
         ids.retain(|id| {
@@ -75,18 +75,53 @@ pub(super) async fn launch_when_ready(
     wait_launched(god, &ids).await.map_err(Blocked::Rpc)
 }
 
-/// Until every dependency of `spec` is met, one fails, `depends_timeout` passes, or no
-/// instance of `ids` is wanted running any more (stopped or deleted while it waited).
-async fn wait_dependencies(god: &God, spec: &AppSpec, ids: &[u32]) -> Result<(), String> {
+/// Before a restart of `ids` (in `depends_on` waves): waits for the dependencies of each of
+/// their apps to meet their condition again, as a start does.
+pub(super) async fn wait_before_restart(god: &God, ids: &[u32]) -> Result<(), RpcError> {
+    let mut specs: Vec<AppSpec> = Vec::new();
+    {
+        let table = god.table();
+        for p in ids.iter().filter_map(|id| table.get(*id)) {
+            if !p.spec.depends_on.is_empty() && !specs.iter().any(|s| same_app(s, &p.spec)) {
+                specs.push(p.spec.clone());
+            }
+        }
+    }
+    let waits = specs.iter().map(|spec| wait_dependencies(god, spec, None));
+    let failures: Vec<String> = futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(RpcError::new(
+        zpm_rpc::ErrorCode::Failed,
+        failures
+            .join("; ")
+            .replace("was not started", "was not restarted"),
+    ))
+}
+
+fn same_app(a: &AppSpec, b: &AppSpec) -> bool {
+    a.name == b.name && a.namespace == b.namespace
+}
+
+/// Until every dependency of `spec` is met, one fails, `depends_timeout` passes, or (given
+/// `ids`) no instance of them is wanted running any more (stopped or deleted meanwhile).
+async fn wait_dependencies(god: &God, spec: &AppSpec, ids: Option<&[u32]>) -> Result<(), String> {
     let limit = Duration::from_millis(spec.depends_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
     let mut last = Progress::Met;
     let mut abandoned = false;
     let _ = god
         .wait_table(limit, "depends_on", |table| {
-            abandoned = !ids.iter().any(|id| {
-                table
-                    .get(*id)
-                    .is_some_and(|p| p.desired == Desired::Running)
+            abandoned = ids.is_some_and(|ids| {
+                !ids.iter().any(|id| {
+                    table
+                        .get(*id)
+                        .is_some_and(|p| p.desired == Desired::Running)
+                })
             });
             last = order::all_progress(table, spec);
             abandoned || !matches!(last, Progress::Waiting(_))

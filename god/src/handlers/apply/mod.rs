@@ -75,12 +75,22 @@ fn specs_of<'a>(
 
 /// Every kept instance of a changed app replaced by a run of its new spec.
 async fn replace_changed(god: &Arc<God>, ctx: &Ctx, steps: &[Step]) -> Result<(), RpcError> {
-    let work: Vec<(u32, Option<AppSpec>)> = steps
+    let changed: Vec<(u32, &AppSpec)> = steps
         .iter()
         .filter(|s| matches!(s.line.action, ApplyAction::Reload | ApplyAction::Restart))
-        .flat_map(|s| {
+        .filter_map(|s| Some((s, s.spec.as_ref()?)))
+        .flat_map(|(s, spec)| {
             let kept = &s.ids[..s.want().min(s.ids.len())];
-            kept.iter().map(|id| (*id, s.spec.clone()))
+            kept.iter().map(move |id| (*id, spec))
+        })
+        .collect();
+    // Dependencies first, by the specs they will run.
+    let work: Vec<(u32, Option<AppSpec>)> = crate::order::waves_of(changed.iter().copied())
+        .into_iter()
+        .flatten()
+        .filter_map(|id| {
+            let spec = changed.iter().find(|(i, _)| *i == id)?.1;
+            Some((id, Some(spec.clone())))
         })
         .collect();
     if work.is_empty() {
