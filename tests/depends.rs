@@ -47,6 +47,18 @@ fn order(zpm: &Zpm) -> Vec<String> {
         .collect()
 }
 
+/// `zpm start FILE`, not waited for: the test looks at God meanwhile.
+fn start_in_background(zpm: &Zpm, file: &str) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+        .args(["start", file])
+        .env("ZPM_HOME", zpm.home())
+        .current_dir(zpm.home())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
     rows.iter()
         .find(|r| r["name"] == name)
@@ -62,14 +74,7 @@ fn api_starts_only_once_db_is_ready_and_ls_shows_what_it_waits_for() {
     web["depends_on"] = json!({"api": "started"});
     let solo = service(&zpm, "solo", "0", &[]);
     let file = write_file(&zpm, vec![web, api, service(&zpm, "db", "1", &[]), solo]);
-    let mut start = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"));
-    start
-        .args(["start", &file])
-        .env("ZPM_HOME", zpm.home())
-        .current_dir(zpm.home())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = start.spawn().unwrap();
+    let child = start_in_background(&zpm, &file);
     let rows = zpm.wait_ls("api waiting for db while db starts", |rows| {
         rows.iter()
             .any(|r| r["name"] == "api" && status(r) == "launching" && !r["waiting"].is_null())
@@ -310,14 +315,7 @@ fn an_app_stopped_or_deleted_while_it_waits_is_not_started() {
     let mut web = service(&zpm, "web", "0", &[]);
     web["depends_on"] = json!(["db"]);
     let file = write_file(&zpm, vec![api, web, service(&zpm, "db", "2", &[])]);
-    let mut start = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"));
-    start
-        .args(["start", &file])
-        .env("ZPM_HOME", zpm.home())
-        .current_dir(zpm.home())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = start.spawn().unwrap();
+    let child = start_in_background(&zpm, &file);
     zpm.wait_ls("api and web waiting", |rows| {
         rows.iter().filter(|r| !r["waiting"].is_null()).count() == 2
     });

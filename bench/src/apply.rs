@@ -9,7 +9,7 @@ use crate::lifecycle::zpm::{Zpm, sleepers_file};
 use crate::lifecycle::{Figure, figure, print_figures};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use zpm_proto::ProcessStatus;
 
@@ -17,12 +17,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Settings {
-    /// The zpm binary to measure (default: `zpm` next to this executable).
-    #[arg(long)]
-    pub zpm: Option<PathBuf>,
-    /// Skip PM2 even if it is installed.
-    #[arg(long)]
-    pub no_pm2: bool,
+    #[command(flatten)]
+    pub tools: crate::lifecycle::Tools,
     /// Apps in the file.
     #[arg(long, default_value_t = 50)]
     pub apps: usize,
@@ -63,7 +59,7 @@ fn run(settings: &Settings) -> anyhow::Result<Results> {
         figure("apply, unchanged file (median)", "ms", median, "≤ 50 ms"),
         figure("apply, unchanged file (slowest)", "ms", slowest, ""),
     ];
-    let pm2 = if settings.no_pm2 { None } else { Pm2::find() };
+    let pm2 = settings.tools.pm2();
     if let Some(pm2) = &pm2 {
         let (median, slowest) = pm2_start_or_reload(pm2, settings)?;
         figures[0].pm2 = Some(median);
@@ -87,11 +83,7 @@ fn summary(samples: Vec<Duration>) -> (f64, f64) {
 }
 
 fn zpm_apply(settings: &Settings) -> anyhow::Result<(f64, f64)> {
-    let zpm = Zpm::new(&crate::lifecycle::Settings {
-        zpm: settings.zpm.clone(),
-        churn_restarts: 0,
-        no_pm2: true,
-    })?;
+    let zpm = Zpm::new(&crate::lifecycle::Settings::of(&settings.tools))?;
     let file = path_text(&sleepers_file(zpm.home.path(), settings.apps)?)?;
     stdout(&mut zpm.cmd(&["apply", &file]))?;
     let client = zpm.client();

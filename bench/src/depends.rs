@@ -9,19 +9,15 @@ use crate::lifecycle::timing::{median_ms, timed};
 use crate::lifecycle::zpm::{Zpm, which};
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(clap::Args)]
 pub struct Settings {
-    /// The zpm binary to measure (default: `zpm` next to this executable).
-    #[arg(long)]
-    pub zpm: Option<PathBuf>,
+    #[command(flatten)]
+    pub tools: crate::lifecycle::Tools,
     /// Starts of each file.
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
-    /// Skip PM2 even if it is installed.
-    #[arg(long)]
-    pub no_pm2: bool,
 }
 
 const LEVELS: usize = 4;
@@ -108,12 +104,7 @@ fn pm2_starts(pm2: &Pm2, file: &Path, runs: usize) -> anyhow::Result<f64> {
 }
 
 pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
-    let lifecycle = crate::lifecycle::Settings {
-        zpm: settings.zpm.clone(),
-        churn_restarts: 0,
-        no_pm2: settings.no_pm2,
-    };
-    let zpm = Zpm::new(&lifecycle)?;
+    let zpm = Zpm::new(&crate::lifecycle::Settings::of(&settings.tools))?;
     let dir = zpm.home.path().join("bench");
     std::fs::create_dir_all(&dir).context("creating the bench directory")?;
     write_files(&dir)?;
@@ -134,10 +125,10 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
     );
     println!("  zpm, the same 20 apps without depends_on: {flat:.1} ms (floor: one level)");
     println!("  zpm, Node apps (wait_ready), 4-level chain: {chain_node:.1} ms");
-    if settings.no_pm2 {
+    if settings.tools.no_pm2 {
         return Ok(());
     }
-    let Some(pm2) = Pm2::find() else {
+    let Some(pm2) = settings.tools.pm2() else {
         println!("  PM2: not installed");
         return Ok(());
     };

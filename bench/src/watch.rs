@@ -11,12 +11,8 @@ use zpm_host::procfs;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Settings {
-    /// The zpm binary to measure (default: `zpm` next to this executable).
-    #[arg(long)]
-    pub zpm: Option<PathBuf>,
-    /// Skip PM2 even if it is installed.
-    #[arg(long)]
-    pub no_pm2: bool,
+    #[command(flatten)]
+    pub tools: crate::lifecycle::Tools,
     /// Files in the watched tree (100 per directory).
     #[arg(long, default_value_t = 10_000)]
     pub files: usize,
@@ -46,7 +42,7 @@ fn or_dash(value: Option<f64>) -> String {
 }
 
 pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
-    let zpm = settings.zpm.clone().unwrap_or_else(|| {
+    let zpm = settings.tools.zpm.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("zpm")))
@@ -70,7 +66,7 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
             or_dash(f.restart)
         );
     }
-    if !settings.no_pm2 && which("pm2").is_some() {
+    if !settings.tools.no_pm2 && which("pm2").is_some() {
         match measure_pm2(settings) {
             Ok(p) => println!(
                 "{:<22} {:>16.1} {:>22} {:>28}",

@@ -4,7 +4,6 @@
 //! PM2 when it is installed.
 
 use super::Settings;
-use super::pm2::Pm2;
 use super::procfs::marked;
 use super::timing::{poll, stdout};
 use super::zpm::Zpm;
@@ -92,11 +91,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Results> {
         .map(|_| kill_god(&zpm, &client, &marker))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let spawner_kill = kill_spawner(&zpm, &client, &marker)?;
-    let pm2_god_kill = if settings.no_pm2 {
-        None
-    } else {
-        Pm2::find().map(|pm2| pm2.god_kill()).transpose()?
-    };
+    let pm2_god_kill = { settings.tools.pm2().map(|pm2| pm2.god_kill()).transpose()? };
     Ok(Results {
         god: god_kills,
         spawner: spawner_kill,

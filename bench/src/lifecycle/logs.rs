@@ -2,7 +2,6 @@
 //! byte on disk (checked byte for byte), a 10M-line flood with the peak memory of every
 //! daemon process, and `logs --lines 1000 --nostream` — for zpm and, in the same run, PM2.
 
-use super::pm2::Pm2;
 use super::procfs::rss_mb;
 use super::timing::{median_ms, poll, timed};
 use super::zpm::{Zpm, which};
@@ -87,7 +86,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Results> {
     let million = seq_bytes(1_000_000)?;
     let flood_len = seq_bytes(10_000_000)?.len() as u64;
     let mut figures = measure_zpm(settings, &million, flood_len)?;
-    let pm2 = if settings.no_pm2 { None } else { Pm2::find() };
+    let pm2 = settings.tools.pm2();
     if let Some(pm2) = &pm2 {
         let theirs = pm2.measure_logs(&million, flood_len)?;
         for f in &mut figures {

@@ -12,17 +12,41 @@ pub mod zpm;
 use crate::report::Table;
 use serde::Serialize;
 
+/// The managers measured: every scenario that drives real processes flattens this.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Settings {
+pub struct Tools {
     /// The zpm binary to measure (default: `zpm` next to this executable).
     #[arg(long)]
     pub zpm: Option<std::path::PathBuf>,
-    /// Restarts of the crash-looping app in the churn run.
-    #[arg(long, default_value_t = 10_000)]
-    pub churn_restarts: u64,
     /// Skip PM2 even if it is installed.
     #[arg(long)]
     pub no_pm2: bool,
+}
+
+impl Tools {
+    /// PM2, unless skipped or not installed.
+    pub fn pm2(&self) -> Option<pm2::Pm2> {
+        if self.no_pm2 { None } else { pm2::Pm2::find() }
+    }
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Settings {
+    #[command(flatten)]
+    pub tools: Tools,
+    /// Restarts of the crash-looping app in the churn run.
+    #[arg(long, default_value_t = 10_000)]
+    pub churn_restarts: u64,
+}
+
+impl Settings {
+    /// For a scenario that only needs the managers (no churn run).
+    pub fn of(tools: &Tools) -> Self {
+        Self {
+            tools: tools.clone(),
+            churn_restarts: 0,
+        }
+    }
 }
 
 /// One measured figure for zpm and (if measured) PM2.
@@ -55,11 +79,7 @@ pub struct Results {
 
 pub fn run(settings: &Settings) -> anyhow::Result<Results> {
     let zpm_figures = zpm::measure(settings)?;
-    let pm2 = if settings.no_pm2 {
-        None
-    } else {
-        pm2::Pm2::find()
-    };
+    let pm2 = settings.tools.pm2();
     let pm2_version = pm2.as_ref().map(|p| p.version.clone());
     let pm2_figures = match &pm2 {
         Some(pm2) => Some(pm2.measure()?),

@@ -69,7 +69,7 @@ pub fn sleepers_file(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
 
 impl Zpm {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let exe = crate::remote::homes::zpm_exe(settings.zpm.as_deref())?;
+        let exe = crate::remote::homes::zpm_exe(settings.tools.zpm.as_deref())?;
         let home = tempfile::Builder::new()
             .prefix("zb")
             .tempdir()

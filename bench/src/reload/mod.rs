@@ -26,12 +26,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Settings {
-    /// The zpm binary to measure (default: `zpm` next to this executable).
-    #[arg(long)]
-    pub zpm: Option<PathBuf>,
-    /// Skip PM2 even if it is installed.
-    #[arg(long)]
-    pub no_pm2: bool,
+    #[command(flatten)]
+    pub tools: crate::lifecycle::Tools,
     /// `start -i 4` runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -433,14 +429,9 @@ pub fn run_and_print(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub fn run(settings: &Settings) -> anyhow::Result<Results> {
-    let lifecycle = crate::lifecycle::Settings {
-        zpm: settings.zpm.clone(),
-        churn_restarts: 0,
-        no_pm2: settings.no_pm2,
-    };
     let managers = Managers {
-        zpm: Zpm::new(&lifecycle)?,
-        pm2: if settings.no_pm2 { None } else { Pm2::find() },
+        zpm: Zpm::new(&crate::lifecycle::Settings::of(&settings.tools))?,
+        pm2: settings.tools.pm2(),
     };
     managers.run(Which::Zpm, &["ping"], None)?;
     let pm2_version = managers.pm2.as_ref().map(|p| p.version.clone());
