@@ -6,7 +6,7 @@ use super::reaper::{self, Leaders};
 use super::record::{self, Record};
 use super::report::{Outbound, Reporter};
 use super::serve::Sockets;
-use super::supervisor::{AppCommand, Shared, Supervisor};
+use super::supervisor::{AppCommand, ReloadOrder, Shared, Supervisor};
 use crate::agent;
 use crate::god_keeper::GodKeeper;
 use crate::link::{Holdings, Link};
@@ -180,11 +180,11 @@ impl Apps {
                 let spec = spec.map(Box::new);
                 self.send(
                     id,
-                    AppCommand::Reload {
+                    AppCommand::Reload(ReloadOrder {
                         token,
                         spec,
                         reason,
-                    },
+                    }),
                 );
             }
             SpawnerCommand::Msg(ProcInput { id, text }) => self.send(id, AppCommand::Msg(text)),

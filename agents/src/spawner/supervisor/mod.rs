@@ -32,6 +32,15 @@ fn is_final(command: Option<&AppCommand>) -> bool {
 }
 
 /// What God can tell a running app to do.
+/// `proc.reload` for one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadOrder {
+    pub token: u64,
+    pub spec: Option<Box<AppSpec>>,
+    /// For the restart history; `None`: `reload`.
+    pub reason: Option<RestartReason>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppCommand {
     Stop,
@@ -43,12 +52,7 @@ pub enum AppCommand {
     /// The spawner is exiting (`zpm kill`): stop, report, end.
     Shutdown,
     /// Replace the run by a new one (with this spec, if given) once that one is ready.
-    Reload {
-        token: u64,
-        spec: Option<Box<AppSpec>>,
-        /// For the restart history; `None`: `reload`.
-        reason: Option<RestartReason>,
-    },
+    Reload(ReloadOrder),
     /// A JSON value for the app's Node IPC channel.
     Msg(String),
     /// A line for the app's stdin.
@@ -240,13 +244,8 @@ impl Supervisor {
                 Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
                 Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
                 Some(AppCommand::Watch(watch)) => self.set_watch(watch),
-                Some(AppCommand::Reload {
-                    token,
-                    spec,
-                    reason,
-                }) => {
-                    self.reload_reason = reason;
-                    if let Some(next) = self.reload(live, token, spec, commands).await {
+                Some(AppCommand::Reload(order)) => {
+                    if let Some(next) = self.reload(live, order, commands).await {
                         return next;
                     }
                 }
@@ -291,7 +290,7 @@ impl Supervisor {
                     deadline = Instant::now();
                 }
                 Some(AppCommand::Reset) => self.reset(),
-                Some(AppCommand::Reload { token, .. }) => {
+                Some(AppCommand::Reload(ReloadOrder { token, .. })) => {
                     self.reporter
                         .reloaded(token, Some("the app is stopping".into()));
                 }
@@ -386,14 +385,7 @@ impl Supervisor {
                 Some(AppCommand::Reset) => self.reset(),
                 Some(AppCommand::Watch(watch)) => self.set_watch(watch),
                 Some(AppCommand::Restart) => return self.restart_now(None),
-                Some(AppCommand::Reload {
-                    token,
-                    spec,
-                    reason,
-                }) => {
-                    self.reload_reason = reason;
-                    return self.reload_idle(token, spec);
-                }
+                Some(AppCommand::Reload(order)) => return self.reload_idle(order),
                 Some(AppCommand::Stop) => {
                     self.settle(ProcessStatus::Stopped);
                     return Next::Idle;
@@ -436,14 +428,7 @@ impl Supervisor {
                 self.set_watch(watch);
                 Next::Idle
             }
-            Some(AppCommand::Reload {
-                token,
-                spec,
-                reason,
-            }) => {
-                self.reload_reason = reason;
-                self.reload_idle(token, spec)
-            }
+            Some(AppCommand::Reload(order)) => self.reload_idle(order),
             Some(AppCommand::Stop) => {
                 self.ended_by_itself = false;
                 self.reporter.status_again();

@@ -7,7 +7,7 @@
 //! the new run is ready.
 
 use super::launch::{self, Gate, Live};
-use super::{AppCommand, Next, Supervisor, deadline, describe_exit};
+use super::{AppCommand, Next, ReloadOrder, Supervisor, deadline, describe_exit};
 use crate::spawner::child::Exit;
 use crate::spawner::serve::RunSignal;
 use tokio::sync::mpsc;
@@ -29,10 +29,14 @@ impl Supervisor {
     pub(super) async fn reload(
         &mut self,
         live: &mut Live,
-        token: u64,
-        spec: Option<Box<AppSpec>>,
+        ReloadOrder {
+            token,
+            spec,
+            reason,
+        }: ReloadOrder,
         commands: &mut mpsc::Receiver<AppCommand>,
     ) -> Option<Next> {
+        self.reload_reason = reason;
         let previous = spec.map(|spec| std::mem::replace(&mut self.spec, *spec));
         if !launch::overlaps(&self.spec) {
             return Some(self.restart_for_reload(live, token, commands).await);
@@ -124,7 +128,13 @@ impl Supervisor {
     }
 
     /// A reload while no run is up is a start of the (new) spec; answered when it is ready.
-    pub(super) fn reload_idle(&mut self, token: u64, spec: Option<Box<AppSpec>>) -> Next {
+    pub(super) fn reload_idle(&mut self, order: ReloadOrder) -> Next {
+        let ReloadOrder {
+            token,
+            spec,
+            reason,
+        } = order;
+        self.reload_reason = reason;
         if let Some(spec) = spec {
             self.spec = *spec;
         }
@@ -193,7 +203,7 @@ impl Supervisor {
                     Some(AppCommand::Msg(json)) => self.to_ipc(live, &json),
                     Some(AppCommand::Stdin(text)) => live.run.write_stdin(text),
                     Some(AppCommand::Watch(watch)) => self.set_watch(watch),
-                    Some(AppCommand::Reload { token, .. }) => {
+                    Some(AppCommand::Reload(ReloadOrder { token, .. })) => {
                         self.reporter.reloaded(token, Some("a reload of this instance is already under way".into()));
                     }
                     other => return Replacement::Interrupted(other),
