@@ -5,7 +5,7 @@ use crate::harness::{Zpm, poll, status, zpm_processes};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-fn sigkill(pid: u32) {
+pub(crate) fn sigkill(pid: u32) {
     kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL).unwrap();
 }
 
@@ -35,7 +35,7 @@ fn ids_and_pids(rows: &[serde_json::Value]) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn the_god(zpm: &Zpm) -> u32 {
+pub(crate) fn the_god(zpm: &Zpm) -> u32 {
     poll("exactly one God", || {
         match zpm_processes(zpm.home(), &["daemon"])[..] {
             [god] => Some(god),
@@ -45,7 +45,7 @@ fn the_god(zpm: &Zpm) -> u32 {
 }
 
 /// Waits, without any CLI call, until a God other than `old` runs and listens.
-fn wait_new_god(zpm: &Zpm, old: u32) -> u32 {
+pub(crate) fn wait_new_god(zpm: &Zpm, old: u32) -> u32 {
     let socket = zpm.path("rpc.sock");
     poll("God relaunched by the spawner", || {
         let gods = zpm_processes(zpm.home(), &["daemon"]);

@@ -367,3 +367,32 @@ fn restart_all_runs_the_job_again_and_waits_for_it_before_its_dependents() {
         "the job ran again first, and api was restarted once it had completed: {log:?}"
     );
 }
+
+#[test]
+fn a_god_killed_while_an_app_waits_resumes_the_wait() {
+    let zpm = Zpm::new();
+    let mut api = service(&zpm, "api", "0", &["db.ready"]);
+    api["depends_on"] = json!(["db"]);
+    let file = write_file(&zpm, vec![api, service(&zpm, "db", "2", &[])]);
+    let mut child = start_in_background(&zpm, &file);
+    zpm.wait_ls("api waiting", |rows| {
+        rows.iter()
+            .any(|r| r["name"] == "api" && !r["waiting"].is_null())
+    });
+    let god = crate::crash::the_god(&zpm);
+    crate::crash::sigkill(god);
+    crate::crash::wait_new_god(&zpm, god);
+    let rows = zpm.wait_ls("both online under the new God", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| status(r) == "online")
+    });
+    assert!(rows.iter().all(|r| r.get("waiting").is_none()), "{rows:#?}");
+    assert_eq!(
+        order(&zpm),
+        vec!["db up".to_owned(), "api up".to_owned()],
+        "api started once, after db was ready"
+    );
+    assert_eq!(zpm.marked().len(), 2, "one process each");
+    // The CLI's call died with its God; end it.
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -29,6 +29,9 @@ pub struct SavedApp<'a> {
     /// The host it runs on; absent in older files (God's own host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Cow<'a, str>>,
+    /// The dependencies it was waiting for when saved: never spawned yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<zpm_proto::depends::Dependency>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -127,6 +130,10 @@ mod tests {
                 restarts: 2,
                 spec: Cow::Owned(spec),
                 host: Some("h2".into()),
+                waiting: vec![zpm_proto::depends::Dependency {
+                    name: "db".into(),
+                    condition: zpm_proto::depends::Condition::Healthy,
+                }],
             }],
         }
     }

@@ -27,6 +27,9 @@ pub struct Proc {
     pub host_down: bool,
     /// The dependencies it is waiting for before it is spawned (`depends_on`).
     pub waiting: Vec<zpm_proto::depends::Dependency>,
+    /// It was waiting when a previous God saved it: no start waits for it now, so the
+    /// next hello of its spawner resumes the wait (`handlers/deps.rs`).
+    pub waiting_orphaned: bool,
 }
 
 impl Proc {
@@ -51,6 +54,7 @@ impl Proc {
             pending_reason: None,
             host_down: false,
             waiting: Vec::new(),
+            waiting_orphaned: false,
         }
     }
 }
@@ -216,7 +220,7 @@ impl Table {
                 Desired::Stopped => ProcessStatus::Stopped,
             };
             table.next_id = table.next_id.max(app.id + 1);
-            let proc = Proc::new(
+            let mut proc = Proc::new(
                 app.id,
                 app.instance,
                 app.spec.into_owned(),
@@ -225,6 +229,8 @@ impl Table {
                 app.desired,
                 initial_report(app.id, status, app.restarts),
             );
+            proc.waiting_orphaned = !app.waiting.is_empty();
+            proc.waiting = app.waiting;
             table.procs.insert(app.id, proc);
         }
         table
@@ -245,6 +251,7 @@ impl Table {
                     restarts: p.report.restarts,
                     spec: std::borrow::Cow::Borrowed(&p.spec),
                     host: Some(std::borrow::Cow::Borrowed(p.host.as_str())),
+                    waiting: p.waiting.clone(),
                 })
                 .collect(),
         }

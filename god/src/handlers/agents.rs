@@ -44,6 +44,7 @@ pub async fn hello(god: Arc<God>, hello: Hello, ctx: Ctx) -> Result<Pong, RpcErr
     if role == Some(Role::Spawner) {
         god.table().set_host_down(&host, false);
         reconcile(&god, &ctx, hello.holding, &host).await;
+        super::deps::resume_waiting(&god, &ctx, &host);
     }
     god.changed();
     if let Some(role) = role.filter(|_| host == god.host) {

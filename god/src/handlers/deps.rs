@@ -6,6 +6,7 @@ use super::apps::{spawn_ids, wait_launched};
 use crate::order::{self, Progress};
 use crate::persist::Desired;
 use crate::state::God;
+use std::sync::Arc;
 use std::time::Duration;
 use zpm_proto::depends::DEFAULT_TIMEOUT_MS;
 use zpm_proto::{AppSpec, ProcessStatus};
@@ -37,6 +38,43 @@ pub(super) fn add_waiting(god: &God, apps: &[AppSpec]) -> Vec<(AppSpec, Vec<u32>
     drop(table);
     god.changed();
     groups
+}
+
+/// After a God restart: the apps of `host` a previous God saved while they waited for
+/// their dependencies wait again, each in a task of its own, and are spawned when met; one
+/// whose dependency fails or times out is left `errored` with why (no caller to tell).
+pub(super) fn resume_waiting(god: &Arc<God>, ctx: &Ctx, host: &str) {
+    let mut groups: Vec<(AppSpec, Vec<u32>)> = Vec::new();
+    {
+        let mut table = god.table();
+        let orphans: Vec<u32> = table
+            .procs()
+            .filter(|p| p.waiting_orphaned && p.host == host)
+            .map(|p| p.id)
+            .collect();
+        for id in orphans {
+            let Some(p) = table.get_mut(id) else {
+                continue;
+            };
+            p.waiting_orphaned = false;
+            match groups.iter_mut().find(|(spec, _)| same_app(spec, &p.spec)) {
+                Some((_, ids)) => ids.push(id),
+                None => groups.push((p.spec.clone(), vec![id])),
+            }
+        }
+    }
+    for (spec, ids) in groups {
+        let (god, ctx) = (Arc::clone(god), ctx.clone());
+        tokio::spawn(async move {
+            tracing::info!(app = %spec.name, "resuming the wait for its dependencies");
+            if let Err(Blocked::Dependency(why) | Blocked::Rpc(RpcError { message: why, .. })) =
+                launch_when_ready(&god, &ctx, &spec, &ids).await
+            {
+                tracing::warn!(app = %spec.name, %why, "a resumed start failed");
+            }
+            god.persist().await;
+        });
+    }
 }
 
 /// Waits for `spec`'s dependencies, then spawns `ids` and waits until they are launched.
