@@ -375,9 +375,13 @@ fn a_god_killed_while_an_app_waits_resumes_the_wait() {
     api["depends_on"] = json!(["db"]);
     let file = write_file(&zpm, vec![api, service(&zpm, "db", "2", &[])]);
     let mut child = start_in_background(&zpm, &file);
-    zpm.wait_ls("api waiting", |rows| {
+    // db spawned: the start was saved (God persists before it spawns anything).
+    zpm.wait_ls("api waiting, db started", |rows| {
         rows.iter()
             .any(|r| r["name"] == "api" && !r["waiting"].is_null())
+            && rows
+                .iter()
+                .any(|r| r["name"] == "db" && !r["pid"].is_null())
     });
     let god = crate::crash::the_god(&zpm);
     crate::crash::sigkill(god);
