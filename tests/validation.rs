@@ -592,7 +592,24 @@ fn app_watch_is_checked_by_god() {
     )
     .expect_err("no such app");
     assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown}");
-    // A spawner-only notification from the CLI's connection: ignored, nothing reloaded.
-    let _ = rpc(&zpm, "proc.changed", &json!({"id": 0, "path": "/x"}));
-    assert_eq!(zpm.ls()[0]["restarts"], 0);
+    // A spawner-only notification from the CLI's connection, about an app that watches
+    // and would be reloaded on a real one: ignored. Watched for a bounded quiet time.
+    rpc(
+        &zpm,
+        "app.watch",
+        &json!({"target": "idle", "enabled": true}),
+    )
+    .unwrap();
+    let pid = zpm.ls()[0]["pid"].clone();
+    for id in [0, 1, u32::MAX] {
+        let _ = rpc(&zpm, "proc.changed", &json!({"id": id, "path": "/x"}));
+    }
+    let quiet = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < quiet {
+        let row = zpm.ls()[0].clone();
+        assert_eq!(
+            (row["restarts"].clone(), row["pid"].clone()),
+            (json!(0), pid.clone())
+        );
+    }
 }

@@ -179,3 +179,47 @@ fn watch_refuses_unknown_targets() {
     assert!(error.contains("nosuch"), "{error}");
     assert!(zpm.ok(&["describe", "idle"]).contains("watch"));
 }
+
+/// PM2's classic loop: an app that writes its logs into the directory it watches. Its own
+/// log files (and `$ZPM_HOME`'s) are never changes; a source file still is.
+#[test]
+fn an_app_logging_into_its_watched_cwd_is_not_restarted_by_its_own_lines() {
+    let zpm = Zpm::new();
+    std::fs::create_dir_all(zpm.path("proj")).unwrap();
+    let app = zpm.script(
+        "talk.sh",
+        "#!/bin/sh\nwhile true; do echo line; echo oops >&2; sleep 0.05; done\n",
+    );
+    let delay = DELAY_MS.to_string();
+    zpm.ok(&[
+        "start",
+        app.to_str().unwrap(),
+        "--name",
+        "svc",
+        "--cwd",
+        "proj",
+        "-o",
+        "out.log",
+        "-e",
+        "err.log",
+        "--watch-delay",
+        &delay,
+        "--watch",
+        "--",
+        &zpm.marker,
+    ]);
+    let out = zpm.path("proj/out-0.log");
+    let plain = zpm.path("proj/out.log");
+    poll("lines in the app's own log file", || {
+        let text = std::fs::read_to_string(&out)
+            .or_else(|_| std::fs::read_to_string(&plain))
+            .ok()?;
+        (text.lines().count() >= 10).then_some(())
+    });
+    let first = pid(&zpm.ls()[0]);
+    stays(&zpm, 0, first);
+    std::fs::write(zpm.path("proj/main.js"), "changed\n").unwrap();
+    let row = wait_restart(&zpm, 1, first);
+    assert!(pid(&row).is_some());
+    assert_watch_reason(&history(&zpm, "svc")[0], "main.js");
+}

@@ -93,6 +93,10 @@ pub async fn run(options: SpawnerOptions) -> Result<(), SpawnerError> {
         tracing::warn!(path = %node_preload.display(), error = %e, "cannot write the Node preload module; Node cluster mode will fail");
     }
     let shared = Shared {
+        home: zpm_host::home::Home::new(
+            std::fs::canonicalize(options.home.root())
+                .unwrap_or_else(|_| options.home.root().to_path_buf()),
+        ),
         logs,
         leaders,
         record,

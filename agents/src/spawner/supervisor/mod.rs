@@ -90,6 +90,9 @@ pub struct Supervisor {
 /// What every supervisor on this spawner shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// `$ZPM_HOME`, through symlinks as apps' cwds are: zpm's own writes there are never
+    /// changes to watch.
+    pub home: zpm_host::home::Home,
     pub logs: Arc<LogHub>,
     pub leaders: Leaders,
     pub record: Record,

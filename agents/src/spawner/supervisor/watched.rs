@@ -4,7 +4,7 @@
 //! instances: that God orchestrates (`proc.changed`), as it does `zpm reload`.
 
 use super::Supervisor;
-use crate::spawner::watch::{WatchEvent, Watcher};
+use crate::spawner::watch::{OwnFiles, WatchEvent, Watcher};
 use zpm_proto::RestartReason;
 use zpm_proto::watch::Watch;
 
@@ -24,14 +24,20 @@ impl Supervisor {
             self.watcher = None;
             return;
         }
+        let own = OwnFiles::of(&self.spec.logs, &self.shared.home);
         if self
             .watcher
             .as_ref()
-            .is_some_and(|w| w.watches(&self.spec.watch, &self.spec.cwd))
+            .is_some_and(|w| w.watches(&self.spec.watch, &self.spec.cwd, &own))
         {
             return;
         }
-        self.watcher = Some(Watcher::start(&self.spec.watch, &self.spec.cwd, self.id));
+        self.watcher = Some(Watcher::start(
+            &self.spec.watch,
+            &self.spec.cwd,
+            own,
+            self.id,
+        ));
     }
 
     /// `zpm watch`/`unwatch`: the spec (and what is re-announced to a new God) changes; the

@@ -10,6 +10,7 @@ mod filter;
 mod tree;
 
 use filter::Filter;
+pub use filter::OwnFiles;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,19 +47,20 @@ enum Message {
 /// The handle the supervisor holds: its events, and what it was built from.
 pub struct Watcher {
     events: mpsc::Receiver<WatchEvent>,
-    built_from: (Watch, String),
+    built_from: (Watch, String, OwnFiles),
     stop: Arc<AtomicBool>,
     wake: SyncSender<Message>,
 }
 
 impl Watcher {
-    /// Starts watching per `watch` (its paths, or `cwd` when it names none).
-    pub fn start(watch: &Watch, cwd: &str, id: u32) -> Self {
+    /// Starts watching per `watch` (its paths, or `cwd` when it names none), never
+    /// reacting to `own` files.
+    pub fn start(watch: &Watch, cwd: &str, own: OwnFiles, id: u32) -> Self {
         let (wake, queue) = sync_channel(QUEUE);
         let (out, events) = mpsc::channel(2);
         let stop = Arc::new(AtomicBool::new(false));
         let roots = watch.paths_or(cwd).into_iter().map(PathBuf::from).collect();
-        let (filter, bad_globs) = Filter::new(roots, &watch.ignore);
+        let (filter, bad_globs) = Filter::new(roots, &watch.ignore, own.clone());
         let worker = Worker {
             id,
             filter: Arc::new(filter),
@@ -78,15 +80,15 @@ impl Watcher {
         }
         Self {
             events,
-            built_from: (watch.clone(), cwd.to_owned()),
+            built_from: (watch.clone(), cwd.to_owned(), own),
             stop,
             wake,
         }
     }
 
-    /// True if it watches what `watch` for an app in `cwd` asks.
-    pub fn watches(&self, watch: &Watch, cwd: &str) -> bool {
-        self.built_from.0 == *watch && self.built_from.1 == cwd
+    /// True if it watches what `watch` for an app in `cwd` (with these `own` files) asks.
+    pub fn watches(&self, watch: &Watch, cwd: &str, own: &OwnFiles) -> bool {
+        self.built_from.0 == *watch && self.built_from.1 == cwd && self.built_from.2 == *own
     }
 
     /// The next event; never resolves once the thread is gone.
