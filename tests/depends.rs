@@ -47,16 +47,35 @@ fn order(zpm: &Zpm) -> Vec<String> {
         .collect()
 }
 
+/// A `zpm start FILE` the test does not wait for; ended (by pid) if the test fails first.
+struct Background(Option<std::process::Child>);
+
+impl Background {
+    fn wait(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `zpm start FILE`, not waited for: the test looks at God meanwhile.
-fn start_in_background(zpm: &Zpm, file: &str) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
+fn start_in_background(zpm: &Zpm, file: &str) -> Background {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zpm"))
         .args(["start", file])
         .env("ZPM_HOME", zpm.home())
         .current_dir(zpm.home())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Background(Some(child))
 }
 
 fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
@@ -82,7 +101,7 @@ fn api_starts_only_once_db_is_ready_and_ls_shows_what_it_waits_for() {
     assert_eq!(row(&rows, "api")["waiting"], json!(["db (ready)"]));
     let described = zpm.ok(&["describe", "web"]);
     assert!(described.contains("api (started)"), "{described}");
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait();
     assert!(
         out.status.success(),
         "{}",
@@ -321,7 +340,7 @@ fn an_app_stopped_or_deleted_while_it_waits_is_not_started() {
     });
     zpm.ok(&["stop", "api"]);
     zpm.ok(&["delete", "web"]);
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait();
     assert!(
         out.status.success(),
         "{}",
@@ -374,7 +393,7 @@ fn a_god_killed_while_an_app_waits_resumes_the_wait() {
     let mut api = service(&zpm, "api", "0", &["db.ready"]);
     api["depends_on"] = json!(["db"]);
     let file = write_file(&zpm, vec![api, service(&zpm, "db", "2", &[])]);
-    let mut child = start_in_background(&zpm, &file);
+    let _start = start_in_background(&zpm, &file);
     // db spawned: the start was saved (God persists before it spawns anything).
     zpm.wait_ls("api waiting, db started", |rows| {
         rows.iter()
@@ -396,7 +415,5 @@ fn a_god_killed_while_an_app_waits_resumes_the_wait() {
         "api started once, after db was ready"
     );
     assert_eq!(zpm.marked().len(), 2, "one process each");
-    // The CLI's call died with its God; end it.
-    let _ = child.kill();
-    let _ = child.wait();
+    // The CLI's call died with its God: the guard ends it.
 }
