@@ -1,7 +1,7 @@
 //! `--update-env` on `zpm start` (existing apps), `restart` and `reload`: the CLI reads
 //! each target app's environment again, since God never reads the CLI's shell or files.
 
-use crate::ecosystem::fresh_env;
+use crate::ecosystem::FreshEnv;
 use crate::verbs::call;
 use anyhow::Context as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +14,7 @@ pub async fn env_updates(client: &Client, targets: &Target) -> anyhow::Result<Ve
     let apps = call::<app::Describe>(client, targets).await?;
     let cli_env: BTreeMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut fresh = FreshEnv::new(&cli_env, &cwd);
     let mut seen = BTreeSet::new();
     let mut updates = Vec::new();
     for app in &apps {
@@ -21,13 +22,7 @@ pub async fn env_updates(client: &Client, targets: &Target) -> anyhow::Result<Ve
         if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
             continue;
         }
-        let (env, env_explicit) = fresh_env(
-            &spec.env_origin,
-            &spec.name,
-            &spec.namespace,
-            &cli_env,
-            &cwd,
-        )?;
+        let (env, env_explicit) = fresh.read(&spec.env_origin, &spec.name, &spec.namespace)?;
         updates.push(EnvUpdate {
             name: spec.name.clone(),
             namespace: spec.namespace.clone(),

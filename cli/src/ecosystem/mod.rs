@@ -102,42 +102,67 @@ pub fn resolve_start(
     Ok(Resolved { apps, warnings })
 }
 
-/// `--update-env`: an app's environment read again, as `zpm start` would resolve it now
-/// (this shell's variables, then the files its `origin` names), and the names that came
-/// from files. Its `--env-var` values are God's to keep.
-pub fn fresh_env(
-    origin: &zpm_proto::EnvOrigin,
-    name: &str,
-    namespace: &str,
-    cli_env: &BTreeMap<String, String>,
-    cwd: &Path,
-) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
-    let env_files: Vec<PathBuf> = origin.env_files.iter().map(PathBuf::from).collect();
-    let Some(file) = &origin.file else {
-        let explicit = env_file::read_all(&env_files)?;
-        let names = explicit.keys().cloned().collect();
-        let mut env = cli_env.clone();
-        env.extend(explicit);
-        return Ok((env, names));
-    };
-    let options = StartOptions {
-        env_name: origin.env_name.clone(),
-        env_files,
-        ..StartOptions::default()
-    };
-    let resolved = resolve_start(file, &options, cli_env, cwd)
-        .with_context(|| format!("reading {file} again for app {name:?}"))?;
-    let mut apps = resolved.apps;
-    // `--namespace` at start time moved it out of the file's namespace.
-    let position = apps
-        .iter()
-        .position(|s| s.name == name && s.namespace == namespace)
-        .or_else(|| apps.iter().position(|s| s.name == name))
-        .with_context(|| {
-            format!("app {name:?} is no longer in {file}, the file it was started from")
-        })?;
-    let spec = apps.swap_remove(position);
-    Ok((spec.env, spec.env_explicit))
+/// `--update-env`: apps' environments read again, as `zpm start` would resolve them now
+/// (this shell's variables, then the files each app's `origin` names). An ecosystem file
+/// is read and resolved once, however many of its apps are asked for. The apps'
+/// `--env-var` values are God's to keep.
+pub struct FreshEnv<'a> {
+    cli_env: &'a BTreeMap<String, String>,
+    cwd: &'a Path,
+    /// Resolved files by (file, `--env`, `--env-file`s).
+    files: BTreeMap<(String, Option<String>, Vec<String>), Vec<zpm_proto::AppSpec>>,
+}
+
+impl<'a> FreshEnv<'a> {
+    pub fn new(cli_env: &'a BTreeMap<String, String>, cwd: &'a Path) -> Self {
+        Self {
+            cli_env,
+            cwd,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// App `name`'s environment, and the names that came from files.
+    pub fn read(
+        &mut self,
+        origin: &zpm_proto::EnvOrigin,
+        name: &str,
+        namespace: &str,
+    ) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
+        let env_files: Vec<PathBuf> = origin.env_files.iter().map(PathBuf::from).collect();
+        let Some(file) = &origin.file else {
+            let explicit = env_file::read_all(&env_files)?;
+            let names = explicit.keys().cloned().collect();
+            let mut env = self.cli_env.clone();
+            env.extend(explicit);
+            return Ok((env, names));
+        };
+        let key = (
+            file.clone(),
+            origin.env_name.clone(),
+            origin.env_files.clone(),
+        );
+        if !self.files.contains_key(&key) {
+            let options = StartOptions {
+                env_name: origin.env_name.clone(),
+                env_files,
+                ..StartOptions::default()
+            };
+            let resolved = resolve_start(file, &options, self.cli_env, self.cwd)
+                .with_context(|| format!("reading {file} again for app {name:?}"))?;
+            self.files.insert(key.clone(), resolved.apps);
+        }
+        let apps = self.files.get(&key).map_or(&[][..], Vec::as_slice);
+        // `--namespace` at start time moved it out of the file's namespace.
+        let spec = apps
+            .iter()
+            .find(|s| s.name == name && s.namespace == namespace)
+            .or_else(|| apps.iter().find(|s| s.name == name))
+            .with_context(|| {
+                format!("app {name:?} is no longer in {file}, the file it was started from")
+            })?;
+        Ok((spec.env.clone(), spec.env_explicit.clone()))
+    }
 }
 
 /// Parses a duration option value: plain integer = milliseconds ("1500"), or humantime ("1s", "250ms", "2m").

@@ -27,24 +27,42 @@ pub(super) fn updated_specs(
             validate::MAX_APPS_PER_REQUEST
         )));
     }
-    let table = god.table();
-    let mut work = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let Some(p) = table.get(id) else {
-            continue;
-        };
-        let Some(update) = updates
+    // Instances of one app run one spec: each app's new spec is made and checked once,
+    // outside the table's lock.
+    let current: Vec<AppSpec> = {
+        let table = god.table();
+        let mut seen = std::collections::BTreeSet::new();
+        ids.iter()
+            .filter_map(|id| table.get(*id))
+            .filter(|p| seen.insert((p.spec.namespace.clone(), p.spec.name.clone())))
+            .map(|p| p.spec.clone())
+            .collect()
+    };
+    let mut new_specs = Vec::with_capacity(current.len());
+    for spec in &current {
+        let update = updates
             .iter()
-            .find(|u| u.name == p.spec.name && u.namespace == p.spec.namespace)
-        else {
-            work.push((id, None));
-            continue;
-        };
-        let spec = with_env(&p.spec, update);
-        validate::app_spec(&spec)
-            .map_err(|e| bad_params(e.within(&format!("app {:?}", spec.name))))?;
-        work.push((id, Some(spec)));
+            .find(|u| u.name == spec.name && u.namespace == spec.namespace);
+        let new = update.map(|update| with_env(spec, update));
+        if let Some(new) = &new {
+            validate::app_spec(new)
+                .map_err(|e| bad_params(e.within(&format!("app {:?}", new.name))))?;
+        }
+        new_specs.push(((spec.namespace.clone(), spec.name.clone()), new));
     }
+    let table = god.table();
+    let work = ids
+        .iter()
+        .filter_map(|id| table.get(*id))
+        .map(|p| {
+            let key = (p.spec.namespace.clone(), p.spec.name.clone());
+            let new = new_specs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, s)| s.clone());
+            (p.id, new)
+        })
+        .collect();
     Ok(work)
 }
 

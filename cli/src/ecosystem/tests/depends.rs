@@ -1,7 +1,7 @@
 //! `depends_on` and `depends_timeout` keys, and the `env_origin` `--update-env` reads.
 
 use super::{at, error_text, resolve, s, temp_dir, write};
-use crate::ecosystem::{StartOptions, fresh_env};
+use crate::ecosystem::{FreshEnv, StartOptions};
 use zpm_proto::depends::{Condition, Dependency};
 
 fn dep(name: &str, condition: Condition) -> Dependency {
@@ -91,7 +91,10 @@ fn env_origin_records_what_update_env_reads_again() {
     assert_eq!(origin.overrides, [s("V")]);
 
     write(&dir, "x.env", "OTHER=2\n");
-    let (env, explicit) = fresh_env(origin, "a", "default", &super::cli_env(), &dir).unwrap();
+    let cli_env = super::cli_env();
+    let (env, explicit) = FreshEnv::new(&cli_env, &dir)
+        .read(origin, "a", "default")
+        .unwrap();
     assert_eq!(env.get("K").map(String::as_str), Some("prod"));
     assert_eq!(env.get("OTHER").map(String::as_str), Some("2"));
     assert!(!env.contains_key("FROM_FILE"), "removed from the file");
